@@ -1,0 +1,439 @@
+//! The BlenderMCP addon's wire codec: request encoding and incremental reply decoding.
+//!
+//! The addon's protocol has no framing: a request is one JSON object, a reply is one JSON
+//! object, and the only way to find the end of a reply is to parse it. This module owns the
+//! rules of `PROTOCOL.md` that concern bytes:
+//!
+//! * requests are encoded with **every non-ASCII character escaped** as `\uXXXX` (the classic
+//!   addon dies when a multi-byte character straddles its 8 KiB read boundary), and are capped
+//!   in size (the addon's parse is quadratic in the request size);
+//! * replies are decoded **incrementally** by [`ReplyDecoder`], which scans each new chunk once
+//!   (linear in the reply size) and parses the first complete JSON value exactly once;
+//! * bytes left over after that value mean the stream is out of sync ([`ProtocolError::TrailingData`]);
+//! * a reply larger than the configured cap stops the read ([`ProtocolError::ReplyTooLarge`]);
+//! * both error layers are surfaced: a `status: "error"` reply ([`Reply::Error`]) and an
+//!   in-band failure inside a success reply ([`in_band_error`]).
+
+use std::io;
+
+use serde_json::{Value, ser::Formatter};
+
+/// A codec-level failure: the bytes on the wire cannot be trusted any more.
+///
+/// Every variant means the connection that produced it must be dropped.
+#[derive(Debug, thiserror::Error)]
+pub enum ProtocolError {
+    /// The reply grew past the `--max-reply-bytes` cap before it was complete.
+    #[error(
+        "Blender's reply exceeded the {limit}-byte limit (--max-reply-bytes); print less, or raise the limit"
+    )]
+    ReplyTooLarge {
+        /// The cap in bytes.
+        limit: usize,
+    },
+    /// Non-whitespace bytes followed the first complete reply: the stream is desynchronised.
+    #[error(
+        "Blender sent {extra} unexpected byte(s) after its reply; the stream is out of sync and the connection was dropped"
+    )]
+    TrailingData {
+        /// How many bytes were left over.
+        extra: usize,
+    },
+    /// The bytes are not a JSON reply of the addon's shape.
+    #[error("Blender sent something that is not a valid reply: {detail}")]
+    Malformed {
+        /// What was wrong.
+        detail: String,
+    },
+    /// The encoded request is larger than `--max-request-bytes`; nothing was sent.
+    #[error(
+        "the request is {size} bytes, above the {limit}-byte limit (--max-request-bytes); nothing was sent. Send the code in smaller pieces"
+    )]
+    RequestTooLarge {
+        /// Size of the encoded request.
+        size: usize,
+        /// The cap in bytes.
+        limit: usize,
+    },
+}
+
+/// One decoded reply from the addon.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    /// `{"status": "success", "result": ...}`. The result may still carry an in-band error:
+    /// see [`in_band_error`].
+    Success(Value),
+    /// `{"status": "error", "message": "..."}`: Blender refused or failed the command. The
+    /// connection stays usable.
+    Error(String),
+}
+
+impl Reply {
+    /// Interpret a decoded JSON value as an addon reply.
+    pub fn from_value(value: Value) -> Result<Self, ProtocolError> {
+        let Value::Object(mut map) = value else {
+            return Err(ProtocolError::Malformed {
+                detail: "the reply is not a JSON object".into(),
+            });
+        };
+        match map.get("status").and_then(Value::as_str) {
+            Some("success") => Ok(Reply::Success(map.remove("result").unwrap_or(Value::Null))),
+            Some("error") => {
+                let message = match map.remove("message") {
+                    Some(Value::String(s)) => s,
+                    Some(other) => other.to_string(),
+                    None => "Blender reported an error without a message".into(),
+                };
+                Ok(Reply::Error(message))
+            }
+            Some(other) => Err(ProtocolError::Malformed {
+                detail: format!("unknown status {other:?}"),
+            }),
+            None => Err(ProtocolError::Malformed {
+                detail: "the reply has no \"status\" field".into(),
+            }),
+        }
+    }
+}
+
+/// The in-band error layer: a success reply whose result says it failed.
+///
+/// The addon's handlers report some failures as `{"error": "..."}` or
+/// `{"succeed": false, ...}` inside a `status: "success"` reply. Returns the message to show.
+pub fn in_band_error(result: &Value) -> Option<String> {
+    let map = result.as_object()?;
+    match map.get("error") {
+        None | Some(Value::Null) | Some(Value::Bool(false)) => {}
+        Some(Value::String(s)) => return Some(s.clone()),
+        Some(other) => return Some(other.to_string()),
+    }
+    if map.get("succeed") == Some(&Value::Bool(false)) {
+        let detail = ["message", "reason", "status"]
+            .iter()
+            .find_map(|k| map.get(*k).and_then(Value::as_str));
+        return Some(match detail {
+            Some(d) => format!("the command did not succeed: {d}"),
+            None => format!("the command did not succeed: {result}"),
+        });
+    }
+    None
+}
+
+/// A `serde_json` formatter that escapes every non-ASCII character as `\uXXXX` (with
+/// surrogate pairs above U+FFFF), as Python's `json.dumps` does by default.
+struct AsciiFormatter;
+
+impl Formatter for AsciiFormatter {
+    fn write_string_fragment<W>(&mut self, writer: &mut W, fragment: &str) -> io::Result<()>
+    where
+        W: ?Sized + io::Write,
+    {
+        let bytes = fragment.as_bytes();
+        let mut start = 0;
+        for (i, ch) in fragment.char_indices() {
+            if ch.is_ascii() {
+                continue;
+            }
+            writer.write_all(&bytes[start..i])?;
+            let mut units = [0u16; 2];
+            for unit in ch.encode_utf16(&mut units) {
+                write!(writer, "\\u{unit:04x}")?;
+            }
+            start = i + ch.len_utf8();
+        }
+        writer.write_all(&bytes[start..])
+    }
+}
+
+/// Encode `{"type": command, "params": params}` as pure-ASCII JSON bytes.
+///
+/// `params` is omitted when `None`. Fails with [`ProtocolError::RequestTooLarge`] when the
+/// encoded request is longer than `limit` bytes.
+pub fn encode_request(
+    command: &str,
+    params: Option<&Value>,
+    limit: usize,
+) -> Result<Vec<u8>, ProtocolError> {
+    let mut request = serde_json::Map::new();
+    request.insert("type".into(), Value::String(command.to_owned()));
+    if let Some(params) = params {
+        request.insert("params".into(), params.clone());
+    }
+    let bytes = encode_ascii(&Value::Object(request));
+    if bytes.len() > limit {
+        return Err(ProtocolError::RequestTooLarge {
+            size: bytes.len(),
+            limit,
+        });
+    }
+    Ok(bytes)
+}
+
+/// Serialize any JSON value with all non-ASCII characters escaped.
+pub fn encode_ascii(value: &Value) -> Vec<u8> {
+    let mut out = Vec::with_capacity(128);
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, AsciiFormatter);
+    // Serializing a `Value` into a `Vec` cannot fail: map keys are strings, and writes to a
+    // Vec are infallible.
+    if serde::Serialize::serialize(value, &mut ser).is_err() {
+        out.clear();
+        out.extend_from_slice(b"null");
+    }
+    out
+}
+
+/// Incremental decoder for one reply.
+///
+/// Feed it the bytes read from the socket, chunk by chunk; it returns the reply as soon as the
+/// first complete JSON value has arrived. Each byte is scanned once, and the value is parsed
+/// once, so decoding is linear in the reply size whatever the chunking.
+#[derive(Debug)]
+pub struct ReplyDecoder {
+    buf: Vec<u8>,
+    scanned: usize,
+    depth: usize,
+    started: bool,
+    in_string: bool,
+    escaped: bool,
+    limit: usize,
+}
+
+impl ReplyDecoder {
+    /// A decoder that refuses replies longer than `limit` bytes.
+    pub fn new(limit: usize) -> Self {
+        ReplyDecoder {
+            buf: Vec::new(),
+            scanned: 0,
+            depth: 0,
+            started: false,
+            in_string: false,
+            escaped: false,
+            limit,
+        }
+    }
+
+    /// Bytes buffered so far.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Append a chunk. Returns `Ok(Some(reply))` once a complete reply is in, `Ok(None)` while
+    /// more bytes are needed, and an error when the stream cannot be a valid reply.
+    pub fn feed(&mut self, chunk: &[u8]) -> Result<Option<Reply>, ProtocolError> {
+        let room = self.limit.saturating_sub(self.buf.len());
+        let (fits, rest) = chunk.split_at(chunk.len().min(room));
+        self.buf.extend_from_slice(fits);
+        let reply = self.scan()?;
+        if rest.is_empty() {
+            return Ok(reply);
+        }
+        match reply {
+            Some(reply) => match count_non_whitespace(rest) {
+                0 => Ok(Some(reply)),
+                extra => Err(ProtocolError::TrailingData { extra }),
+            },
+            None => Err(ProtocolError::ReplyTooLarge { limit: self.limit }),
+        }
+    }
+
+    fn scan(&mut self) -> Result<Option<Reply>, ProtocolError> {
+        let mut i = self.scanned;
+        while i < self.buf.len() {
+            let b = self.buf[i];
+            i += 1;
+            if self.in_string {
+                if self.escaped {
+                    self.escaped = false;
+                } else if b == b'\\' {
+                    self.escaped = true;
+                } else if b == b'"' {
+                    self.in_string = false;
+                }
+                continue;
+            }
+            if !self.started {
+                match b {
+                    b' ' | b'\t' | b'\r' | b'\n' => continue,
+                    b'{' => {
+                        self.started = true;
+                        self.depth = 1;
+                        continue;
+                    }
+                    _ => {
+                        return Err(ProtocolError::Malformed {
+                            detail: format!(
+                                "expected a JSON object, got {:?}",
+                                preview(&self.buf[i - 1..])
+                            ),
+                        });
+                    }
+                }
+            }
+            match b {
+                b'"' => self.in_string = true,
+                b'{' | b'[' => self.depth += 1,
+                b'}' | b']' => {
+                    self.depth -= 1;
+                    if self.depth == 0 {
+                        self.scanned = i;
+                        return self.finish(i).map(Some);
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.scanned = i;
+        Ok(None)
+    }
+
+    fn finish(&mut self, end: usize) -> Result<Reply, ProtocolError> {
+        let extra = count_non_whitespace(&self.buf[end..]);
+        if extra > 0 {
+            return Err(ProtocolError::TrailingData { extra });
+        }
+        let value: Value =
+            serde_json::from_slice(&self.buf[..end]).map_err(|e| ProtocolError::Malformed {
+                detail: format!("{e} (in {:?})", preview(&self.buf[..end])),
+            })?;
+        Reply::from_value(value)
+    }
+}
+
+fn count_non_whitespace(bytes: &[u8]) -> usize {
+    bytes.iter().filter(|b| !b.is_ascii_whitespace()).count()
+}
+
+fn preview(bytes: &[u8]) -> String {
+    let cut = &bytes[..bytes.len().min(80)];
+    let mut s = String::from_utf8_lossy(cut).into_owned();
+    if bytes.len() > cut.len() {
+        s.push('…');
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn decode_chunks(bytes: &[u8], size: usize) -> Result<Option<Reply>, ProtocolError> {
+        let mut d = ReplyDecoder::new(1 << 20);
+        for chunk in bytes.chunks(size.max(1)) {
+            if let Some(r) = d.feed(chunk)? {
+                return Ok(Some(r));
+            }
+        }
+        Ok(None)
+    }
+
+    #[test]
+    fn encodes_non_ascii_as_escapes() {
+        let bytes = encode_request("execute_code", Some(&json!({"code": "立方体 😀"})), 1 << 20)
+            .expect("fits");
+        assert!(bytes.is_ascii());
+        let text = String::from_utf8(bytes).expect("ascii");
+        assert!(text.contains("\\u7acb\\u65b9\\u4f53"), "{text}");
+        assert!(text.contains("\\ud83d\\ude00"), "{text}");
+        let back: Value = serde_json::from_str(&text).expect("valid json");
+        assert_eq!(back["params"]["code"], "立方体 😀");
+    }
+
+    #[test]
+    fn omits_params_when_none() {
+        let bytes = encode_request("get_scene_info", None, 100).expect("fits");
+        assert_eq!(bytes, br#"{"type":"get_scene_info"}"#);
+    }
+
+    #[test]
+    fn request_over_cap_is_refused() {
+        let err = encode_request("execute_code", Some(&json!({"code": "x".repeat(100)})), 50)
+            .expect_err("too large");
+        assert!(matches!(
+            err,
+            ProtocolError::RequestTooLarge { limit: 50, .. }
+        ));
+    }
+
+    #[test]
+    fn decodes_in_any_chunking_including_inside_strings() {
+        let reply = br#"{"status": "success", "result": {"s": "a}\"{[", "n": [1, {"x": 2}]}}"#;
+        for size in 1..reply.len() {
+            let r = decode_chunks(reply, size).expect("ok").expect("complete");
+            assert_eq!(
+                r,
+                Reply::Success(json!({"s": "a}\"{[", "n": [1, {"x": 2}]}))
+            );
+        }
+    }
+
+    #[test]
+    fn incomplete_reply_needs_more() {
+        assert!(
+            decode_chunks(br#"{"status": "success""#, 3)
+                .expect("ok")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn trailing_bytes_are_a_desync() {
+        let err =
+            decode_chunks(br#"{"status":"success","result":1}{"status""#, 64).expect_err("desync");
+        assert!(matches!(err, ProtocolError::TrailingData { extra: 9 }));
+        // Whitespace after the reply is harmless.
+        assert!(
+            decode_chunks(b"{\"status\":\"success\",\"result\":1}\n", 64)
+                .expect("ok")
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn over_cap_reply_is_an_error() {
+        let mut d = ReplyDecoder::new(16);
+        let err = d
+            .feed(br#"{"status":"success","result":"long"}"#)
+            .expect_err("too large");
+        assert!(matches!(err, ProtocolError::ReplyTooLarge { limit: 16 }));
+    }
+
+    #[test]
+    fn garbage_is_malformed() {
+        assert!(matches!(
+            decode_chunks(b"HTTP/1.1 400", 4),
+            Err(ProtocolError::Malformed { .. })
+        ));
+        assert!(matches!(
+            decode_chunks(b"{nope}", 4),
+            Err(ProtocolError::Malformed { .. })
+        ));
+        assert!(matches!(
+            decode_chunks(br#"{"result": 1}"#, 4),
+            Err(ProtocolError::Malformed { .. })
+        ));
+    }
+
+    #[test]
+    fn both_error_layers() {
+        assert_eq!(
+            Reply::from_value(json!({"status": "error", "message": "Unknown command type: x"}))
+                .expect("reply"),
+            Reply::Error("Unknown command type: x".into())
+        );
+        assert_eq!(
+            in_band_error(&json!({"error": "API request failed"})),
+            Some("API request failed".into())
+        );
+        assert!(
+            in_band_error(&json!({"succeed": false, "message": "no asset"}))
+                .expect("error")
+                .contains("no asset")
+        );
+        assert_eq!(
+            in_band_error(&json!({"executed": true, "result": ""})),
+            None
+        );
+        assert_eq!(in_band_error(&json!({"error": null, "ok": 1})), None);
+    }
+}

@@ -1,0 +1,175 @@
+//! Python programs this server sends through the addon's `execute_code` command, and the
+//! parsing of what they print back.
+//!
+//! The user's code is wrapped (`python/exec_wrapper.py`) so that one round trip returns the
+//! user's stdout unchanged, the traceback *and* the stdout printed before an exception (the
+//! plain addon loses both), and a snapshot of the scene state. The wrapper's own output sits
+//! between two markers carrying a random nonce, so nothing the user prints can forge it, and
+//! is stripped before the user sees the output.
+
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+const EXEC_WRAPPER: &str = include_str!("python/exec_wrapper.py");
+const SCENE_INFO: &str = include_str!("python/scene_info.py");
+
+/// The scene state captured by the wrapper after the user's code ran.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Snapshot {
+    /// Name of the active scene.
+    #[serde(default)]
+    pub scene: Option<String>,
+    /// Names of every object in the scene.
+    pub objects: Vec<String>,
+    /// Name of the active object, if any.
+    pub active: Option<String>,
+    /// Names of the selected objects.
+    pub selected: Vec<String>,
+}
+
+/// The markers around one program's machine-readable output.
+#[derive(Debug, Clone)]
+pub struct Markers {
+    start: String,
+    end: String,
+}
+
+impl Markers {
+    /// Fresh markers with a random nonce.
+    pub fn new() -> Self {
+        let nonce = uuid::Uuid::new_v4().simple().to_string();
+        Markers {
+            start: format!("<<bsm:{nonce}>>"),
+            end: format!("<</bsm:{nonce}>>"),
+        }
+    }
+
+    fn fill(&self, template: &str) -> String {
+        template
+            .replace("__BSM_START__", &self.start)
+            .replace("__BSM_END__", &self.end)
+    }
+
+    /// Split captured stdout into (what the user printed, the program's payload).
+    ///
+    /// Returns `None` when the markers are missing (the program did not run to its end).
+    pub fn split<'a>(&self, captured: &'a str) -> Option<(String, &'a str)> {
+        let start = captured.rfind(&self.start)?;
+        let after_start = start + self.start.len();
+        let end_rel = captured[after_start..].find(&self.end)?;
+        let payload = &captured[after_start..after_start + end_rel];
+        let mut user = String::with_capacity(captured.len() - payload.len());
+        user.push_str(&captured[..start]);
+        user.push_str(&captured[after_start + end_rel + self.end.len()..]);
+        Some((user, payload))
+    }
+}
+
+impl Default for Markers {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The wrapper program for `code`, and the markers to read its answer with.
+pub fn wrap_user_code(code: &str, track_state: bool) -> (String, Markers) {
+    let markers = Markers::new();
+    let encoded = base64::engine::general_purpose::STANDARD.encode(code.as_bytes());
+    let program = markers
+        .fill(EXEC_WRAPPER)
+        .replace("__BSM_CODE__", &encoded)
+        .replace("__BSM_TRACK__", if track_state { "True" } else { "False" });
+    (program, markers)
+}
+
+/// The scene-info program and its markers.
+pub fn scene_info_program() -> (String, Markers) {
+    let markers = Markers::new();
+    (markers.fill(SCENE_INFO), markers)
+}
+
+/// What the wrapper reports after running user code.
+#[derive(Debug, Clone, Deserialize)]
+pub struct WrapperReport {
+    /// The formatted traceback when the user's code raised.
+    pub error: Option<String>,
+    /// The state snapshot, when tracking is on and it could be taken.
+    pub state: Option<Snapshot>,
+    /// Why the snapshot failed, if it did.
+    pub state_error: Option<String>,
+}
+
+/// Outcome of decoding the wrapper's answer.
+#[derive(Debug)]
+pub struct WrappedOutput {
+    /// Everything the user's code printed, byte for byte.
+    pub stdout: String,
+    /// The wrapper's report.
+    pub report: WrapperReport,
+}
+
+/// Parse the `execute_code` result (`{"executed": true, "result": "<stdout>"}`) of a wrapped
+/// program. Returns a description of the problem when the answer is not the wrapper's.
+pub fn parse_wrapped(result: &Value, markers: &Markers) -> Result<WrappedOutput, String> {
+    let captured = captured_stdout(result)?;
+    let (stdout, payload) = markers.split(captured).ok_or_else(|| {
+        "the Blender addon returned output without this server's end marker; the code may have replaced sys.stdout or ended the interpreter".to_string()
+    })?;
+    let report: WrapperReport = serde_json::from_str(payload)
+        .map_err(|e| format!("could not read the state report from Blender: {e}"))?;
+    Ok(WrappedOutput { stdout, report })
+}
+
+/// Parse the answer of [`scene_info_program`]: (stray stdout, scene info JSON).
+pub fn parse_scene_info(result: &Value, markers: &Markers) -> Result<(String, Value), String> {
+    let captured = captured_stdout(result)?;
+    let (stray, payload) = markers
+        .split(captured)
+        .ok_or_else(|| "the scene report from Blender is missing its end marker".to_string())?;
+    let info = serde_json::from_str(payload)
+        .map_err(|e| format!("could not read the scene report from Blender: {e}"))?;
+    Ok((stray, info))
+}
+
+/// The stdout the addon captured for an `execute_code` request.
+pub fn captured_stdout(result: &Value) -> Result<&str, String> {
+    result
+        .get("result")
+        .and_then(Value::as_str)
+        .ok_or_else(|| format!("unexpected execute_code result from Blender: {result}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn split_strips_only_the_payload() {
+        let m = Markers::new();
+        let captured = format!("hello\n{}{{\"a\":1}}{}tail", m.start, m.end);
+        let (user, payload) = m.split(&captured).expect("markers");
+        assert_eq!(user, "hello\ntail");
+        assert_eq!(payload, "{\"a\":1}");
+    }
+
+    #[test]
+    fn forged_markers_with_another_nonce_are_user_output() {
+        let m = Markers::new();
+        let other = Markers::new();
+        let captured = format!("{}x{}", other.start, other.end);
+        assert!(m.split(&captured).is_none());
+    }
+
+    #[test]
+    fn wrapper_embeds_code_as_base64() {
+        let (program, _) = wrap_user_code("print('立方体')", true);
+        assert!(program.is_ascii());
+        assert!(!program.contains("__BSM_"));
+        assert!(program.contains("if True:"));
+        let err =
+            parse_wrapped(&json!({"executed": true}), &Markers::new()).expect_err("no result");
+        assert!(err.contains("unexpected"));
+    }
+}

@@ -1,0 +1,296 @@
+//! Command-line interface: flags (each with its environment variable where users expect
+//! one), value parsers for durations and byte sizes, and the `check` command.
+
+use std::time::{Duration, Instant};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde_json::Value;
+
+use crate::blender::{Connection, Reply, Target, encode_request};
+use crate::session::RegistryConfig;
+
+/// blender-session-mcp: an MCP server that drives a running Blender through sessions.
+///
+/// It speaks MCP over stdio (configure it in Claude Desktop, the MCP Inspector or an Ollama
+/// bridge) and talks to the BlenderMCP addon inside Blender over TCP. Each session keeps one
+/// keep-alive connection to Blender, tracks its state and records its history. Logs go to
+/// stderr; stdout carries only MCP messages.
+#[derive(Debug, Parser)]
+#[command(
+    name = "blender-session-mcp",
+    version,
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    /// What to do (default: serve).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Flags of `serve`, accepted without the subcommand name.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the MCP server on stdio (the default).
+    Serve(ServeArgs),
+    /// Connect to Blender once, print what was found (addon protocol, scene, round-trip
+    /// time) and exit; exits non-zero with troubleshooting steps when Blender is unreachable.
+    Check(CheckArgs),
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// How to reach Blender.
+#[derive(Debug, Clone, Args)]
+pub struct BlenderArgs {
+    /// Host of the BlenderMCP addon. The addon listens on IPv4 only, so prefer 127.0.0.1.
+    #[arg(long, env = "BLENDER_HOST", default_value = "127.0.0.1")]
+    pub blender_host: String,
+    /// TCP port of the BlenderMCP addon (set in the addon's sidebar panel).
+    #[arg(long, env = "BLENDER_PORT", default_value_t = 9876)]
+    pub blender_port: u16,
+    /// Limit for opening a connection to Blender: seconds (`5`) or with a unit (`500ms`, `2s`).
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub connect_timeout: Duration,
+    /// Limit for one command's reply (`180`, `180s`, `3m`). On expiry the connection is
+    /// dropped and the command is not re-sent (it may still be running in Blender).
+    #[arg(long, default_value = "180s", value_parser = parse_duration)]
+    pub command_timeout: Duration,
+    /// Largest reply accepted from Blender, in bytes with an optional unit (`256MiB`, `1GiB`).
+    #[arg(long, default_value = "256MiB", value_parser = parse_bytes)]
+    pub max_reply_bytes: usize,
+    /// Largest request sent to Blender (`8MiB`). The addon parses requests in quadratic time,
+    /// so very large code is refused with an error instead of freezing Blender.
+    #[arg(long, default_value = "8MiB", value_parser = parse_bytes)]
+    pub max_request_bytes: usize,
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// Flags of `serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub blender: BlenderArgs,
+    /// Do not snapshot objects and selection after each command (tracebacks and stdout are
+    /// still returned).
+    #[arg(long)]
+    pub no_track_state: bool,
+    /// History entries kept per session; older ones are dropped and counted.
+    #[arg(long, default_value_t = 1000)]
+    pub history_limit: usize,
+    /// How often the idle-cleanup task runs (`300`, `5m`).
+    #[arg(long, default_value = "300s", value_parser = parse_duration)]
+    pub cleanup_interval: Duration,
+    /// Sessions idle (no command) longer than this are closed by the cleanup task (`300`, `5m`).
+    #[arg(long, default_value = "300s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+    /// Most sessions alive at once; creating one more is an error.
+    #[arg(long, default_value_t = 1000)]
+    pub max_sessions: usize,
+}
+
+/// Flags of `check`.
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub blender: BlenderArgs,
+}
+
+impl ServeArgs {
+    /// The registry settings these flags describe.
+    pub fn registry_config(&self) -> RegistryConfig {
+        RegistryConfig {
+            default_target: Target::new(
+                self.blender.blender_host.clone(),
+                self.blender.blender_port,
+            ),
+            connect_timeout: self.blender.connect_timeout,
+            command_timeout: self.blender.command_timeout,
+            max_reply_bytes: self.blender.max_reply_bytes,
+            max_request_bytes: self.blender.max_request_bytes,
+            history_limit: self.history_limit,
+            idle_timeout: self.idle_timeout,
+            cleanup_interval: self.cleanup_interval,
+            max_sessions: self.max_sessions.max(1),
+            track_state: !self.no_track_state,
+        }
+    }
+}
+
+/// Parse a duration: plain seconds (`180`, `0.5`) or with a unit (`500ms`, `180s`, `3m`).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    if let Ok(secs) = t.parse::<f64>() {
+        return Duration::try_from_secs_f64(secs)
+            .map_err(|_| format!("{text:?} is not a valid number of seconds"));
+    }
+    humantime::parse_duration(t).map_err(|e| {
+        format!(
+            "{text:?} is not a duration ({e}); use seconds like 180 or a unit like 500ms, 30s, 3m"
+        )
+    })
+}
+
+/// Parse a byte count with an optional unit (`1048576`, `512KiB`, `256MiB`, `1GiB`).
+pub fn parse_bytes(text: &str) -> Result<usize, String> {
+    let size: bytesize::ByteSize = text.trim().parse().map_err(|e| {
+        format!("{text:?} is not a byte size ({e}); use a number with an optional unit like 256MiB")
+    })?;
+    let n = usize::try_from(size.as_u64()).map_err(|_| format!("{text:?} is too large"))?;
+    if n == 0 {
+        return Err("the size must be greater than zero".into());
+    }
+    Ok(n)
+}
+
+/// The troubleshooting text shown when Blender cannot be reached.
+pub fn troubleshooting(target: &Target) -> String {
+    format!(
+        "Troubleshooting:\n\
+         1. Start Blender, with the BlenderMCP addon installed and enabled\n   (Edit > Preferences > Add-ons > Install… addon.py, tick \"Interface: Blender MCP\").\n\
+         2. In the 3D viewport press N, open the BlenderMCP tab and click \"Connect to MCP server\".\n\
+         3. Check host and port: this run used {target}; the port is shown in that panel.\n   Change them with --blender-host/--blender-port or BLENDER_HOST/BLENDER_PORT.\n\
+         4. Use 127.0.0.1 rather than localhost: the addon listens on IPv4 only."
+    )
+}
+
+/// Run `check`: print what was found and return the process exit code.
+pub async fn check(args: &CheckArgs) -> i32 {
+    let b = &args.blender;
+    let target = Target::new(b.blender_host.clone(), b.blender_port);
+    println!("Checking Blender at {target} …");
+    let started = Instant::now();
+    let mut conn = match Connection::connect(&target, b.connect_timeout, b.max_reply_bytes).await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("✗ {e}\n\n{}", troubleshooting(&target));
+            return 1;
+        }
+    };
+    println!(
+        "✓ connected to {} in {:.1} ms",
+        conn.peer(),
+        started.elapsed().as_secs_f64() * 1e3
+    );
+    let mut ask = async |command: &str| -> Result<(Reply, Duration), String> {
+        let request =
+            encode_request(command, None, b.max_request_bytes).map_err(|e| e.to_string())?;
+        let t = Instant::now();
+        match tokio::time::timeout(b.command_timeout, conn.round_trip(&request)).await {
+            Ok(Ok(reply)) => Ok((reply, t.elapsed())),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("no reply within {:?}", b.command_timeout)),
+        }
+    };
+    match ask("get_addon_info").await {
+        Ok((Reply::Success(info), _)) => println!(
+            "✓ addon: {} {} (protocol {}), Blender {}",
+            info.get("name").and_then(Value::as_str).unwrap_or("?"),
+            info.get("addon_version")
+                .map(|v| v.to_string())
+                .unwrap_or_default(),
+            info.get("protocol_version")
+                .map(|v| v.to_string())
+                .unwrap_or_else(|| "?".into()),
+            info.get("blender_version")
+                .map(|v| v.to_string())
+                .unwrap_or_else(|| "?".into()),
+        ),
+        Ok((Reply::Error(_), _)) => {
+            println!("✓ addon: classic BlenderMCP (no get_addon_info; protocol 0)")
+        }
+        Err(e) => {
+            eprintln!(
+                "✗ get_addon_info failed: {e}\n\n{}",
+                troubleshooting(&target)
+            );
+            return 1;
+        }
+    }
+    match ask("get_scene_info").await {
+        Ok((Reply::Success(scene), rtt)) => {
+            println!(
+                "✓ scene {:?}: {} object(s), {} material(s)",
+                scene.get("name").and_then(Value::as_str).unwrap_or("?"),
+                scene
+                    .get("object_count")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0),
+                scene
+                    .get("materials_count")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0),
+            );
+            println!(
+                "✓ round trip (get_scene_info): {:.2} ms",
+                rtt.as_secs_f64() * 1e3
+            );
+            0
+        }
+        Ok((Reply::Error(m), _)) => {
+            eprintln!("✗ get_scene_info: Blender reported an error: {m}");
+            1
+        }
+        Err(e) => {
+            eprintln!(
+                "✗ get_scene_info failed: {e}\n\n{}",
+                troubleshooting(&target)
+            );
+            1
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_accept_seconds_and_units() {
+        assert_eq!(parse_duration("180"), Ok(Duration::from_secs(180)));
+        assert_eq!(parse_duration("180s"), Ok(Duration::from_secs(180)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("3m"), Ok(Duration::from_secs(180)));
+        assert_eq!(parse_duration("0.25"), Ok(Duration::from_millis(250)));
+        assert!(parse_duration("-1").is_err());
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn byte_sizes_accept_units() {
+        assert_eq!(parse_bytes("1024"), Ok(1024));
+        assert_eq!(parse_bytes("256MiB"), Ok(256 * 1024 * 1024));
+        assert_eq!(parse_bytes("1 KiB"), Ok(1024));
+        assert_eq!(parse_bytes("1GiB"), Ok(1 << 30));
+        assert!(parse_bytes("0").is_err());
+        assert!(parse_bytes("lots").is_err());
+    }
+
+    #[test]
+    fn defaults_match_the_design() {
+        let cli = Cli::try_parse_from(["blender-session-mcp"]).expect("parses");
+        let cfg = cli.serve.registry_config();
+        assert_eq!(cfg.default_target, Target::new("127.0.0.1", 9876));
+        assert_eq!(cfg.command_timeout, Duration::from_secs(180));
+        assert_eq!(cfg.connect_timeout, Duration::from_secs(5));
+        assert_eq!(cfg.max_reply_bytes, 256 << 20);
+        assert_eq!(cfg.idle_timeout, Duration::from_secs(300));
+        assert_eq!(cfg.cleanup_interval, Duration::from_secs(300));
+        assert_eq!(cfg.history_limit, 1000);
+        assert_eq!(cfg.max_sessions, 1000);
+        assert!(cfg.track_state);
+    }
+}

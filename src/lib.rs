@@ -1,0 +1,23 @@
+//! # blender-session-mcp
+//!
+//! An MCP server that lets AI clients (Claude Desktop, the MCP Inspector, Ollama bridges)
+//! drive a running Blender through **sessions**: each session keeps one keep-alive connection
+//! to the BlenderMCP addon, tracks Blender's state (objects, selection, last command and
+//! result) and records a bounded history of every command.
+//!
+//! ## Layout
+//!
+//! Data flows one way, from the MCP layer down to the bytes on the wire:
+//!
+//! * [`mcp`] — the rmcp `ServerHandler`: tools, their parameter and result types, and the
+//!   mapping of session errors to `isError` tool results.
+//! * [`session`] — the [`session::Registry`] (a cheap `Clone` handle), sessions with their
+//!   state and history, and the periodic idle cleanup.
+//! * [`blender`] — one keep-alive [`blender::Connection`] per session, the wire codec
+//!   ([`blender::protocol`]) and the Python programs sent through `execute_code`.
+//! * [`cli`] — command-line flags and the `check` command; `main.rs` only parses and runs.
+
+pub mod blender;
+pub mod cli;
+pub mod mcp;
+pub mod session;

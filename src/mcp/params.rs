@@ -1,0 +1,86 @@
+//! Tool parameter structs. Their field doc comments become the JSON schema descriptions the
+//! model reads, so they are written for a model.
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+/// Parameters of `execute_blender_code`.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ExecuteCodeParams {
+    /// Python code to run inside Blender. `bpy` is already imported; every call starts with a
+    /// fresh namespace (variables do not persist between calls). Use print() to return
+    /// values: the tool result is exactly what the code printed.
+    pub code: String,
+    /// Session to run in. Omit it to use your default session (created on first use and
+    /// reused, keeping one connection to Blender).
+    #[serde(default)]
+    pub session_id: Option<String>,
+}
+
+/// Parameters of tools that only need a session.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+pub struct SessionParams {
+    /// Session to use. Omit it to use your default session.
+    #[serde(default)]
+    pub session_id: Option<String>,
+}
+
+/// Parameters of `get_object_info`.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ObjectInfoParams {
+    /// Exact name of the object (as listed by get_scene_info), e.g. "Cube".
+    pub name: String,
+    /// Session to use. Omit it to use your default session.
+    #[serde(default)]
+    pub session_id: Option<String>,
+}
+
+/// Parameters of `get_viewport_screenshot`.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ScreenshotParams {
+    /// Largest side of the image in pixels (default 800).
+    #[serde(default)]
+    #[schemars(range(min = 16, max = 8192))]
+    pub max_size: Option<u32>,
+    /// Session to use. Omit it to use your default session.
+    #[serde(default)]
+    pub session_id: Option<String>,
+}
+
+/// Parameters of `blender_command`.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct BlenderCommandParams {
+    /// The addon command type, e.g. "get_polyhaven_status" or "search_polyhaven_assets".
+    #[serde(rename = "type")]
+    pub command_type: String,
+    /// The command's parameters as an object of keyword arguments (unknown keys are an error
+    /// in Blender). Omit for commands without parameters.
+    #[serde(default)]
+    pub params: Option<Map<String, Value>>,
+    /// Session to use. Omit it to use your default session.
+    #[serde(default)]
+    pub session_id: Option<String>,
+}
+
+/// Parameters of `create_session`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+pub struct CreateSessionParams {
+    /// Host of the Blender to drive (default: the server's --blender-host, usually 127.0.0.1).
+    #[serde(default)]
+    pub blender_host: Option<String>,
+    /// Port of the BlenderMCP addon (default: the server's --blender-port, usually 9876).
+    #[serde(default)]
+    pub blender_port: Option<u16>,
+}
+
+/// Parameters of `get_session_history`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+pub struct HistoryParams {
+    /// Session to read. Omit it to use your default session.
+    #[serde(default)]
+    pub session_id: Option<String>,
+    /// Return only the newest this many entries (default: all kept entries).
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
