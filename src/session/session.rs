@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::blender::{Connection, Snapshot, Target};
 
-use super::history::History;
+use super::history::{History, HistoryEntry};
 
 /// A new session id: `scene-YYYYMMDD-HHMMSS-xxxxxxxx` (local time, 8 random hex digits).
 pub fn new_session_id() -> String {
