@@ -1,0 +1,468 @@
+#!/usr/bin/env python3
+"""A fake BlenderMCP addon for tests, faithful to ../shared/PROTOCOL.md.
+
+It behaves like the classic addon's socket server:
+  * TCP on 127.0.0.1, many connections, one thread each, keep-alive;
+  * reads 8192-byte chunks, appends them to a buffer and tries
+    json.loads(buffer.decode("utf-8")) after each chunk; only JSONDecodeError means "wait
+    for more", so a multi-byte character split across a read boundary kills the connection
+    (UnicodeDecodeError), exactly like the real addon;
+  * executes one command at a time across all connections (Blender's main thread);
+  * replies json.dumps(response) (ASCII) with no framing;
+  * both error layers: {"status": "error", "message"} and in-band {"error"} / {"succeed": false}.
+
+`execute_code` really runs the Python it receives with exec(code, {"bpy": bpy}) against a
+small mock `bpy` (objects, selection, materials, a few operators), capturing stdout, and a
+raised exception becomes "Code execution error: <msg>" as in the addon.
+
+Events are printed to stdout as JSON lines for the test harness:
+  listening{port}, accepted{conn}, request{conn,type,bytes}, executed{conn,type,seq},
+  closed{conn}.
+
+Options: --port N (0 = any free port), --protocol N (0 = classic addon without ping /
+get_addon_info; >= 5 adds them; >= 14 adds screenshot return_data).
+"""
+import argparse
+import base64
+import io
+import json
+import socket
+import sys
+import threading
+import traceback
+import types
+from contextlib import redirect_stdout
+
+EVENT_LOCK = threading.Lock()
+MAIN_THREAD = threading.Lock()  # commands run one at a time, like Blender's main thread
+REAL_STDOUT = sys.stdout
+SEQ = [0]
+
+# A 1x1 PNG.
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+)
+
+
+def event(kind, **fields):
+    fields["event"] = kind
+    with EVENT_LOCK:
+        REAL_STDOUT.write(json.dumps(fields) + "\n")
+        REAL_STDOUT.flush()
+
+
+# ---------------------------------------------------------------- mock bpy
+class Vector:
+    def __init__(self, xyz=(0.0, 0.0, 0.0)):
+        self.x, self.y, self.z = (float(v) for v in xyz)
+
+    def __iter__(self):
+        return iter((self.x, self.y, self.z))
+
+    def __getitem__(self, i):
+        return (self.x, self.y, self.z)[i]
+
+    def __repr__(self):
+        return "Vector((%r, %r, %r))" % (self.x, self.y, self.z)
+
+
+class Mesh:
+    def __init__(self, name, verts=8, edges=12, faces=6):
+        self.name = name
+        self.vertices = [None] * verts
+        self.edges = [None] * edges
+        self.polygons = [None] * faces
+
+
+class Material:
+    def __init__(self, name):
+        self.name = name
+
+
+class MaterialSlot:
+    def __init__(self, material):
+        self.material = material
+
+
+class Object:
+    def __init__(self, name, type_="MESH", data=None, location=(0, 0, 0)):
+        self._name = None
+        self.type = type_
+        self.data = data
+        self.location = Vector(location)
+        self.rotation_euler = Vector()
+        self.scale = Vector((1, 1, 1))
+        self.material_slots = []
+        self._selected = False
+        self.name = name
+
+    @property
+    def name(self):
+        return self._name
+
+    @name.setter
+    def name(self, value):
+        self._name = None
+        self._name = bpy.data.objects.unique_name(str(value))
+
+    def select_get(self):
+        return self._selected
+
+    def select_set(self, state):
+        self._selected = bool(state)
+
+    def visible_get(self):
+        return True
+
+    def __repr__(self):
+        return "bpy.data.objects[%r]" % self._name
+
+
+class Collection:
+    def __init__(self):
+        self._items = []
+
+    def __iter__(self):
+        return iter(list(self._items))
+
+    def __len__(self):
+        return len(self._items)
+
+    def __getitem__(self, key):
+        if isinstance(key, int):
+            return self._items[key]
+        for item in self._items:
+            if item.name == key:
+                return item
+        raise KeyError("bpy_prop_collection[key]: key \"%s\" not found" % key)
+
+    def __contains__(self, key):
+        return self.get(key) is not None
+
+    def get(self, name, default=None):
+        for item in self._items:
+            if item.name == name:
+                return item
+        return default
+
+    def unique_name(self, base):
+        names = {item.name for item in self._items}
+        if base not in names:
+            return base
+        stem = base
+        if len(base) > 4 and base[-4] == "." and base[-3:].isdigit():
+            stem = base[:-4]
+        n = 1
+        while "%s.%03d" % (stem, n) in names:
+            n += 1
+        return "%s.%03d" % (stem, n)
+
+
+class ObjectCollection(Collection):
+    def new(self, name, object_data):
+        type_ = "MESH" if isinstance(object_data, Mesh) else "EMPTY"
+        obj = Object(name, type_, object_data)
+        self._items.append(obj)
+        return obj
+
+    def remove(self, obj, do_unlink=True):
+        self._items.remove(obj)
+        if bpy.context.view_layer.objects.active is obj:
+            bpy.context.view_layer.objects.active = None
+
+
+class MaterialCollection(Collection):
+    def new(self, name):
+        mat = Material(self.unique_name(name))
+        self._items.append(mat)
+        return mat
+
+
+class MeshCollection(Collection):
+    def new(self, name):
+        mesh = Mesh(self.unique_name(name))
+        self._items.append(mesh)
+        return mesh
+
+
+class SceneObjects:
+    def __iter__(self):
+        return iter(bpy.data.objects)
+
+    def __len__(self):
+        return len(bpy.data.objects)
+
+    def __getitem__(self, key):
+        return bpy.data.objects[key]
+
+    def get(self, name, default=None):
+        return bpy.data.objects.get(name, default)
+
+    def link(self, obj):
+        pass
+
+
+class ViewLayerObjects(SceneObjects):
+    def __init__(self):
+        self.active = None
+
+
+class Scene:
+    def __init__(self):
+        self.name = "Scene"
+        self.objects = SceneObjects()
+        self.collection = types.SimpleNamespace(objects=SceneObjects())
+
+
+class Context:
+    def __init__(self):
+        self.scene = Scene()
+        self.view_layer = types.SimpleNamespace(objects=ViewLayerObjects())
+
+    @property
+    def active_object(self):
+        return self.view_layer.objects.active
+
+    object = active_object
+
+    @property
+    def selected_objects(self):
+        return [o for o in bpy.data.objects if o.select_get()]
+
+
+def _add_primitive(base, verts, edges, faces, location=(0, 0, 0), **_kwargs):
+    for o in bpy.data.objects:
+        o.select_set(False)
+    mesh = bpy.data.meshes.new(base)
+    mesh.vertices = [None] * verts
+    mesh.edges = [None] * edges
+    mesh.polygons = [None] * faces
+    obj = bpy.data.objects.new(base, mesh)
+    obj.location = Vector(location)
+    obj.select_set(True)
+    bpy.context.view_layer.objects.active = obj
+    return {"FINISHED"}
+
+
+def _select_all(action="TOGGLE"):
+    objs = list(bpy.data.objects)
+    if action == "TOGGLE":
+        action = "DESELECT" if any(o.select_get() for o in objs) else "SELECT"
+    for o in objs:
+        o.select_set(action == "SELECT")
+    return {"FINISHED"}
+
+
+def _delete(**_kwargs):
+    for o in [o for o in bpy.data.objects if o.select_get()]:
+        bpy.data.objects.remove(o)
+    return {"FINISHED"}
+
+
+def make_bpy():
+    mod = types.ModuleType("bpy")
+    mod.data = types.SimpleNamespace(
+        objects=ObjectCollection(), materials=MaterialCollection(), meshes=MeshCollection()
+    )
+    mod.ops = types.SimpleNamespace(
+        mesh=types.SimpleNamespace(
+            primitive_cube_add=lambda size=2.0, location=(0, 0, 0), **kw: _add_primitive("Cube", 8, 12, 6, location),
+            primitive_uv_sphere_add=lambda radius=1.0, location=(0, 0, 0), **kw: _add_primitive("Sphere", 482, 992, 512, location),
+            primitive_plane_add=lambda size=2.0, location=(0, 0, 0), **kw: _add_primitive("Plane", 4, 4, 1, location),
+        ),
+        object=types.SimpleNamespace(select_all=_select_all, delete=_delete),
+    )
+    return mod
+
+
+bpy = make_bpy()
+sys.modules["bpy"] = bpy
+bpy.context = Context()
+
+
+def default_scene():
+    bpy.data.objects.new("Cube", bpy.data.meshes.new("Cube"))
+    bpy.data.objects.new("Camera", None).type = "CAMERA"
+    bpy.data.objects.new("Light", None).type = "LIGHT"
+    bpy.data.objects["Camera"].location = Vector((7.36, -6.93, 4.96))
+    bpy.data.objects["Light"].location = Vector((4.08, 1.01, 5.9))
+    bpy.data.materials.new("Material")
+    cube = bpy.data.objects["Cube"]
+    cube.material_slots = [MaterialSlot(bpy.data.materials["Material"])]
+    cube.select_set(True)
+    bpy.context.view_layer.objects.active = cube
+
+
+default_scene()
+
+
+# ---------------------------------------------------------------- addon handlers
+class Addon:
+    def __init__(self, protocol):
+        self.protocol = protocol
+
+    def get_scene_info(self):
+        scene_info = {
+            "name": bpy.context.scene.name,
+            "object_count": len(bpy.context.scene.objects),
+            "objects": [],
+            "materials_count": len(bpy.data.materials),
+        }
+        for i, obj in enumerate(bpy.context.scene.objects):
+            if i >= 10:
+                break
+            scene_info["objects"].append({
+                "name": obj.name,
+                "type": obj.type,
+                "location": [round(float(obj.location.x), 2), round(float(obj.location.y), 2), round(float(obj.location.z), 2)],
+            })
+        return scene_info
+
+    def get_object_info(self, name):
+        obj = bpy.data.objects.get(name)
+        if not obj:
+            raise ValueError(f"Object not found: {name}")
+        info = {
+            "name": obj.name,
+            "type": obj.type,
+            "location": list(obj.location),
+            "rotation": list(obj.rotation_euler),
+            "scale": list(obj.scale),
+            "visible": obj.visible_get(),
+            "materials": [s.material.name for s in obj.material_slots if s.material],
+        }
+        if obj.type == "MESH" and obj.data:
+            x, y, z = obj.location
+            info["world_bounding_box"] = [[x - 1, y - 1, z - 1], [x + 1, y + 1, z + 1]]
+            info["mesh"] = {
+                "vertices": len(obj.data.vertices),
+                "edges": len(obj.data.edges),
+                "polygons": len(obj.data.polygons),
+            }
+        return info
+
+    def execute_code(self, code):
+        try:
+            namespace = {"bpy": bpy}
+            capture_buffer = io.StringIO()
+            with redirect_stdout(capture_buffer):
+                exec(code, namespace)
+            return {"executed": True, "result": capture_buffer.getvalue()}
+        except Exception as e:
+            raise Exception(f"Code execution error: {str(e)}")
+
+    def get_viewport_screenshot(self, max_size=800, filepath=None, format="png", return_data=False):
+        if return_data and self.protocol >= 14:
+            return {"success": True, "width": 1, "height": 1, "image_data": base64.b64encode(PNG).decode("ascii")}
+        if not filepath:
+            return {"error": "No filepath provided"}
+        with open(filepath, "wb") as f:
+            f.write(PNG)
+        return {"success": True, "width": 1, "height": 1, "filepath": filepath}
+
+    def get_polyhaven_status(self):
+        return {"enabled": False, "message": "PolyHaven integration is disabled."}
+
+    def get_polyhaven_categories(self, asset_type):
+        # The real handler catches request failures and reports them in-band.
+        return {"error": "API request failed: no network in this test"}
+
+    def import_generated_asset(self, name, task_uuid=None, request_id=None):
+        return {"succeed": False, "error": "Generation task not found"}
+
+    def ping(self):
+        return {"pong": True}
+
+    def get_addon_info(self):
+        return {
+            "name": "fake-addon",
+            "addon_version": "0.0-test",
+            "protocol_version": self.protocol,
+            "capabilities": ["ping", "get_addon_info"] + (["screenshot_return_data"] if self.protocol >= 14 else []),
+            "blender_version": "3.4.1 (fake)",
+        }
+
+    def execute_command(self, command):
+        try:
+            cmd_type = command.get("type")
+            params = command.get("params", {})
+            handlers = {
+                "get_scene_info": self.get_scene_info,
+                "get_object_info": self.get_object_info,
+                "execute_code": self.execute_code,
+                "get_viewport_screenshot": self.get_viewport_screenshot,
+                "get_polyhaven_status": self.get_polyhaven_status,
+                "get_polyhaven_categories": self.get_polyhaven_categories,
+                "import_generated_asset": self.import_generated_asset,
+            }
+            if self.protocol >= 5:
+                handlers["ping"] = self.ping
+                handlers["get_addon_info"] = self.get_addon_info
+            handler = handlers.get(cmd_type)
+            if handler:
+                try:
+                    return {"status": "success", "result": handler(**params)}
+                except Exception as e:
+                    return {"status": "error", "message": str(e)}
+            return {"status": "error", "message": f"Unknown command type: {cmd_type}"}
+        except Exception as e:
+            return {"status": "error", "message": str(e)}
+
+
+def handle_client(addon, client, conn_id):
+    buffer = b""
+    try:
+        while True:
+            data = client.recv(8192)
+            if not data:
+                break
+            buffer += data
+            try:
+                command = json.loads(buffer.decode("utf-8"))
+            except json.JSONDecodeError:
+                continue  # incomplete: wait for more (a UnicodeDecodeError escapes, as in the addon)
+            event("request", conn=conn_id, type=command.get("type"), bytes=len(buffer))
+            buffer = b""
+            with MAIN_THREAD:
+                SEQ[0] += 1
+                seq = SEQ[0]
+                response = addon.execute_command(command)
+                event("executed", conn=conn_id, type=command.get("type"), seq=seq)
+            try:
+                client.sendall(json.dumps(response).encode("utf-8"))
+            except OSError:
+                pass
+    except Exception as e:  # the addon prints and drops the client
+        event("error", conn=conn_id, message="%s: %s" % (type(e).__name__, e))
+    finally:
+        try:
+            client.close()
+        except OSError:
+            pass
+        event("closed", conn=conn_id)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--protocol", type=int, default=0)
+    args = parser.parse_args()
+    addon = Addon(args.protocol)
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("127.0.0.1", args.port))
+    server.listen(128)
+    event("listening", port=server.getsockname()[1])
+    conn_id = 0
+    while True:
+        client, _addr = server.accept()
+        conn_id += 1
+        event("accepted", conn=conn_id)
+        threading.Thread(target=handle_client, args=(addon, client, conn_id), daemon=True).start()
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except KeyboardInterrupt:
+        pass
