@@ -1,0 +1,366 @@
+//! The MCP layer in process: every tool over a real rmcp client/server pair, and every error
+//! a model should read coming back as an `isError` result with an actionable message.
+
+mod support;
+
+use std::time::Duration;
+
+use blender_session_mcp::blender::Target;
+use blender_session_mcp::mcp::BlenderServer;
+use blender_session_mcp::session::Registry;
+use rmcp::model::{CallToolRequestParams, CallToolResult};
+use rmcp::service::RunningService;
+use rmcp::{RoleClient, ServiceExt};
+use serde_json::{Value, json};
+use support::{FakeAddon, closed_port, config};
+
+type Client = RunningService<RoleClient, ()>;
+
+async fn connect(reg: Registry) -> Client {
+    let (server_io, client_io) = tokio::io::duplex(1 << 20);
+    let server = BlenderServer::new(reg);
+    tokio::spawn(async move {
+        if let Ok(service) = server.serve(server_io).await {
+            let _ = service.waiting().await;
+        }
+    });
+    ().serve(client_io).await.expect("client initializes")
+}
+
+async fn call(client: &Client, tool: &str, args: Value) -> CallToolResult {
+    let Value::Object(map) = args else {
+        panic!("arguments must be an object")
+    };
+    client
+        .call_tool(CallToolRequestParams::new(tool.to_owned()).with_arguments(map))
+        .await
+        .expect("the call is answered")
+}
+
+fn text(result: &CallToolResult) -> String {
+    result
+        .content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn ok(result: &CallToolResult) -> &CallToolResult {
+    assert_eq!(result.is_error, Some(false), "unexpected error: {}", text(result));
+    result
+}
+
+fn err(result: &CallToolResult) -> String {
+    assert_eq!(result.is_error, Some(true), "expected an error, got: {}", text(result));
+    text(result)
+}
+
+#[tokio::test]
+async fn server_identity_instructions_and_tool_list() {
+    let fake = FakeAddon::start().await;
+    let client = connect(Registry::new(config(fake.target()))).await;
+    let info = client.peer_info().expect("server info");
+    let server = info.server_info.as_ref().expect("serverInfo");
+    assert_eq!(server.name, "blender-session-mcp");
+    assert_eq!(server.version, env!("CARGO_PKG_VERSION"));
+    assert!(info.instructions.as_deref().unwrap_or("").contains("default session"));
+
+    let tools = client.list_all_tools().await.expect("tools");
+    let mut names: Vec<String> = tools.iter().map(|t| t.name.to_string()).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        vec![
+            "blender_command",
+            "close_session",
+            "create_session",
+            "execute_blender_code",
+            "get_object_info",
+            "get_scene_info",
+            "get_session_history",
+            "get_session_info",
+            "get_viewport_screenshot",
+            "list_sessions",
+        ]
+    );
+    for tool in &tools {
+        assert!(
+            tool.description.as_deref().unwrap_or("").len() > 40,
+            "{} needs a real description",
+            tool.name
+        );
+        let read_only = tool.annotations.as_ref().and_then(|a| a.read_only_hint);
+        let expected = matches!(
+            tool.name.as_ref(),
+            "get_scene_info"
+                | "get_object_info"
+                | "get_viewport_screenshot"
+                | "list_sessions"
+                | "get_session_info"
+                | "get_session_history"
+        );
+        assert_eq!(read_only, Some(expected), "read-only hint of {}", tool.name);
+    }
+    let exec = tools
+        .iter()
+        .find(|t| t.name == "execute_blender_code")
+        .expect("exec");
+    let schema = serde_json::to_value(&exec.input_schema).expect("schema");
+    assert_eq!(schema["required"], json!(["code"]));
+    assert!(
+        schema["properties"]["session_id"]["description"]
+            .as_str()
+            .unwrap_or("")
+            .contains("default session")
+    );
+}
+
+#[tokio::test]
+async fn execute_code_uses_one_default_session_and_one_connection() {
+    let mut fake = FakeAddon::start().await;
+    let client = connect(Registry::new(config(fake.target()))).await;
+    let r = call(&client, "execute_blender_code", json!({"code": "print('hello')"})).await;
+    assert_eq!(text(ok(&r)), "hello\n");
+    let r = call(
+        &client,
+        "execute_blender_code",
+        json!({"code": "bpy.ops.mesh.primitive_cube_add()"}),
+    )
+    .await;
+    assert_eq!(text(ok(&r)), "(the code ran and printed nothing)");
+    let r = call(&client, "list_sessions", json!({})).await;
+    let listed = ok(&r).structured_content.clone().expect("structured");
+    assert_eq!(listed["count"], 1);
+    assert_eq!(listed["default_session"], listed["sessions"][0]["session_id"]);
+    assert_eq!(
+        listed["sessions"][0]["state"]["selection"]["active"],
+        "Cube.001"
+    );
+    fake.wait_count("executed", 2).await;
+    assert_eq!(fake.count("accepted"), 1);
+}
+
+#[tokio::test]
+async fn python_exceptions_are_tool_errors_with_traceback_and_output() {
+    let fake = FakeAddon::start().await;
+    let client = connect(Registry::new(config(fake.target()))).await;
+    let r = call(
+        &client,
+        "execute_blender_code",
+        json!({"code": "print('step 1')\nbpy.data.objects['Missing']"}),
+    )
+    .await;
+    let message = err(&r);
+    assert!(message.contains("Traceback (most recent call last)"), "{message}");
+    assert!(message.contains("KeyError"), "{message}");
+    assert!(message.contains("Output printed before the exception:\nstep 1"), "{message}");
+}
+
+#[tokio::test]
+async fn scene_and_object_info() {
+    let fake = FakeAddon::start().await;
+    let client = connect(Registry::new(config(fake.target()))).await;
+    let r = call(&client, "get_scene_info", json!({})).await;
+    let scene = ok(&r).structured_content.clone().expect("structured");
+    assert_eq!(scene["object_count"], 3);
+    assert_eq!(scene["selection"]["active"], "Cube");
+    assert!(scene["session_id"].as_str().unwrap_or("").starts_with("scene-"));
+    let r = call(&client, "get_object_info", json!({"name": "Cube"})).await;
+    let cube = ok(&r).structured_content.clone().expect("structured");
+    assert_eq!(cube["mesh"]["vertices"], 8);
+    assert_eq!(cube["materials"], json!(["Material"]));
+    let r = call(&client, "get_object_info", json!({"name": "Nope"})).await;
+    assert!(err(&r).contains("Object not found: Nope"));
+}
+
+#[tokio::test]
+async fn screenshot_through_a_local_file_with_the_classic_addon() {
+    let mut fake = FakeAddon::start().await;
+    let client = connect(Registry::new(config(fake.target()))).await;
+    let r = call(&client, "get_viewport_screenshot", json!({"max_size": 400})).await;
+    let image = ok(&r).content[0].as_image().expect("image content").clone();
+    assert_eq!(image.mime_type, "image/png");
+    assert!(image.data.starts_with("iVBORw0KGgo"), "a PNG");
+    fake.wait_count("executed", 2).await;
+    let types: Vec<Value> = fake.of("request").iter().map(|e| e["type"].clone()).collect();
+    assert_eq!(types, vec![json!("get_addon_info"), json!("get_viewport_screenshot")]);
+}
+
+#[tokio::test]
+async fn screenshot_with_return_data_on_protocol_14() {
+    let mut fake = FakeAddon::start_with(&["--protocol", "14"]).await;
+    let client = connect(Registry::new(config(fake.target()))).await;
+    let r = call(&client, "get_viewport_screenshot", json!({})).await;
+    let image = ok(&r).content[0].as_image().expect("image content").clone();
+    assert!(image.data.starts_with("iVBORw0KGgo"));
+    // A second screenshot reuses the cached addon info.
+    ok(&call(&client, "get_viewport_screenshot", json!({})).await);
+    fake.wait_count("executed", 3).await;
+    assert_eq!(fake.count("request"), 3);
+}
+
+#[tokio::test]
+async fn raw_blender_command_and_its_errors() {
+    let fake = FakeAddon::start().await;
+    let client = connect(Registry::new(config(fake.target()))).await;
+    let r = call(&client, "blender_command", json!({"type": "get_polyhaven_status"})).await;
+    assert_eq!(ok(&r).structured_content.clone().expect("json")["enabled"], false);
+    let r = call(&client, "blender_command", json!({"type": "warp_drive"})).await;
+    assert!(err(&r).contains("Unknown command type: warp_drive"));
+    let r = call(
+        &client,
+        "blender_command",
+        json!({"type": "get_polyhaven_categories", "params": {"asset_type": "hdris"}}),
+    )
+    .await;
+    assert!(err(&r).contains("API request failed"));
+}
+
+#[tokio::test]
+async fn session_tools_lifecycle() {
+    let fake = FakeAddon::start().await;
+    let client = connect(Registry::new(config(fake.target()))).await;
+    let r = call(&client, "create_session", json!({"blender_port": fake.port})).await;
+    let info = ok(&r).structured_content.clone().expect("info");
+    let id = info["session_id"].as_str().expect("id").to_owned();
+    assert_eq!(info["blender"]["connected"], true);
+    assert_eq!(info["blender"]["port"], fake.port);
+
+    for i in 0..3 {
+        let r = call(
+            &client,
+            "execute_blender_code",
+            json!({"code": format!("print({i})"), "session_id": id}),
+        )
+        .await;
+        assert_eq!(text(ok(&r)), format!("{i}\n"));
+    }
+    let r = call(&client, "get_session_history", json!({"session_id": id, "limit": 2})).await;
+    let history = ok(&r).structured_content.clone().expect("history");
+    assert_eq!(history["total"], 3);
+    let entries = history["entries"].as_array().expect("entries");
+    assert_eq!(entries.len(), 2);
+    assert_eq!(entries[0]["seq"], 2);
+    assert_eq!(entries[1]["arguments"]["code"], "print(2)");
+    assert_eq!(entries[1]["tool"], "execute_blender_code");
+    assert_eq!(entries[1]["command"], "execute_code");
+    assert_eq!(entries[1]["outcome"], "success");
+
+    let r = call(&client, "get_session_info", json!({"session_id": id})).await;
+    let info = ok(&r).structured_content.clone().expect("info");
+    assert_eq!(info["command_count"], 3);
+    assert_eq!(info["state"]["last_command"], "execute_code");
+    assert_eq!(info["state"]["objects"], json!(["Cube", "Camera", "Light"]));
+
+    let r = call(&client, "close_session", json!({"session_id": id})).await;
+    assert_eq!(ok(&r).structured_content.clone().expect("closed")["closed"], true);
+    let r = call(&client, "get_session_info", json!({"session_id": id})).await;
+    let message = err(&r);
+    assert!(message.starts_with(&format!("Session not found: {id}")), "{message}");
+    assert!(message.contains("list_sessions"));
+}
+
+#[tokio::test]
+async fn unknown_session_ids_are_tool_errors_for_every_session_tool() {
+    let fake = FakeAddon::start().await;
+    let client = connect(Registry::new(config(fake.target()))).await;
+    let bogus = "scene-20000101-000000-deadbeef";
+    for (tool, args) in [
+        ("execute_blender_code", json!({"code": "print(1)", "session_id": bogus})),
+        ("get_scene_info", json!({"session_id": bogus})),
+        ("get_object_info", json!({"name": "Cube", "session_id": bogus})),
+        ("get_viewport_screenshot", json!({"session_id": bogus})),
+        ("blender_command", json!({"type": "ping", "session_id": bogus})),
+        ("get_session_info", json!({"session_id": bogus})),
+        ("get_session_history", json!({"session_id": bogus})),
+        ("close_session", json!({"session_id": bogus})),
+    ] {
+        let r = call(&client, tool, args).await;
+        assert!(
+            err(&r).starts_with(&format!("Session not found: {bogus}")),
+            "{tool}: {}",
+            text(&r)
+        );
+    }
+}
+
+#[tokio::test]
+async fn blender_unreachable_is_an_actionable_tool_error() {
+    let port = closed_port();
+    let client = connect(Registry::new(config(Target::new("127.0.0.1", port)))).await;
+    let r = call(&client, "get_scene_info", json!({})).await;
+    let message = err(&r);
+    assert!(message.contains("Failed to connect to Blender"), "{message}");
+    assert!(message.contains("Connect to MCP server"), "{message}");
+    assert!(message.contains(&port.to_string()), "{message}");
+    // The session still exists and says why it is not connected.
+    let r = call(&client, "get_session_info", json!({})).await;
+    let info = ok(&r).structured_content.clone().expect("info");
+    assert_eq!(info["blender"]["connected"], false);
+    assert!(info["blender"]["last_error"].as_str().unwrap_or("").contains("refused"));
+}
+
+#[tokio::test]
+async fn timeouts_are_tool_errors_that_say_the_command_may_still_run() {
+    let fake = FakeAddon::start().await;
+    let mut cfg = config(fake.target());
+    cfg.command_timeout = Duration::from_millis(200);
+    let client = connect(Registry::new(cfg)).await;
+    let r = call(
+        &client,
+        "execute_blender_code",
+        json!({"code": "import time\ntime.sleep(0.6)"}),
+    )
+    .await;
+    let message = err(&r);
+    assert!(message.contains("Timeout waiting for Blender response"), "{message}");
+    assert!(message.contains("may still be running"), "{message}");
+}
+
+#[tokio::test]
+async fn bad_arguments_are_tool_errors_and_unknown_tools_are_protocol_errors() {
+    let fake = FakeAddon::start().await;
+    let client = connect(Registry::new(config(fake.target()))).await;
+    let r = call(&client, "execute_blender_code", json!({"code": 42})).await;
+    assert_eq!(r.is_error, Some(true));
+    let r = call(&client, "get_object_info", json!({})).await;
+    assert_eq!(r.is_error, Some(true));
+    let e = client
+        .call_tool(CallToolRequestParams::new("no_such_tool"))
+        .await
+        .expect_err("unknown tool");
+    assert!(e.to_string().contains("tool"), "{e}");
+    // Still serving.
+    ok(&call(&client, "list_sessions", json!({})).await);
+}
+
+#[tokio::test]
+async fn a_cancelled_call_is_recorded_and_the_session_keeps_working() {
+    let mut fake = FakeAddon::start().await;
+    let client = connect(Registry::new(config(fake.target()))).await;
+    ok(&call(&client, "get_session_info", json!({})).await);
+    let peer = client.peer().clone();
+    let pending = tokio::spawn(async move {
+        let args = json!({"code": "import time\ntime.sleep(0.5)"});
+        let Value::Object(map) = args else { unreachable!() };
+        peer.call_tool(CallToolRequestParams::new("execute_blender_code").with_arguments(map))
+            .await
+    });
+    fake.wait_count("request", 1).await;
+    // Dropping an rmcp call sends notifications/cancelled.
+    pending.abort();
+    let _ = pending.await;
+    fake.wait_count("executed", 1).await;
+    let r = call(&client, "execute_blender_code", json!({"code": "print('next')"})).await;
+    assert_eq!(text(ok(&r)), "next\n");
+    let r = call(&client, "get_session_history", json!({})).await;
+    let history = ok(&r).structured_content.clone().expect("history");
+    let outcomes: Vec<&str> = history["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| e["outcome"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(outcomes, vec!["cancelled", "success"]);
+}
