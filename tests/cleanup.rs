@@ -42,15 +42,26 @@ async fn periodic_cleanup_reaps_idle_sessions_and_keeps_busy_ones() {
     sweeps.wait_for(|n| *n >= 1).await.expect("a sweep ran");
     tokio::time::resume();
 
-    let alive: Vec<String> = reg.list_sessions().into_iter().map(|s| s.session_id).collect();
-    assert_eq!(alive, vec![busy.clone()], "idle sessions reaped, busy one kept");
+    let alive: Vec<String> = reg
+        .list_sessions()
+        .into_iter()
+        .map(|s| s.session_id)
+        .collect();
+    assert_eq!(
+        alive,
+        vec![busy.clone()],
+        "idle sessions reaped, busy one kept"
+    );
     assert!(reg.get_session_info(&idle_a).is_err());
     assert!(reg.get_session_info(&idle_b).is_err());
     // Blender saw the two idle connections close.
     fake.wait_count("closed", 2).await;
 
     std::fs::write(&gate, b"go").expect("gate");
-    let out = running.await.expect("task").expect("busy command completes");
+    let out = running
+        .await
+        .expect("task")
+        .expect("busy command completes");
     assert_eq!(out.stdout, "done\n");
     let _ = std::fs::remove_file(&gate);
     reg.shutdown().await;
@@ -63,7 +74,11 @@ async fn cleanup_idle_sessions_uses_the_given_timeout() {
     let fake = FakeAddon::start().await;
     let reg = Registry::new(config(fake.target()));
     let id = reg.create_session(None).await.expect("session");
-    assert!(reg.cleanup_idle_sessions(Duration::from_secs(60)).await.is_empty());
+    assert!(
+        reg.cleanup_idle_sessions(Duration::from_secs(60))
+            .await
+            .is_empty()
+    );
     assert_eq!(reg.cleanup_idle_sessions(Duration::ZERO).await, vec![id]);
     assert!(reg.is_empty());
 }

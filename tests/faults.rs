@@ -38,13 +38,27 @@ async fn a_late_reply_never_reaches_the_next_command_and_nothing_is_resent() {
         .expect("next command works");
     assert_eq!(out.stdout, "second\n", "the late reply was not returned");
     fake.wait_count("executed", 2).await;
-    assert_eq!(fake.count("request"), 2, "the timed-out command was not re-sent");
-    assert_eq!(fake.count("accepted"), 2, "a fresh connection after the timeout");
+    assert_eq!(
+        fake.count("request"),
+        2,
+        "the timed-out command was not re-sent"
+    );
+    assert_eq!(
+        fake.count("accepted"),
+        2,
+        "a fresh connection after the timeout"
+    );
 
     let history = reg.get_session_history(&id, None).expect("history");
     let outcomes: Vec<Outcome> = history.entries.iter().map(|e| e.outcome).collect();
     assert_eq!(outcomes, vec![Outcome::Timeout, Outcome::Success]);
-    assert!(history.entries[0].message.as_deref().unwrap_or("").contains("Timeout"));
+    assert!(
+        history.entries[0]
+            .message
+            .as_deref()
+            .unwrap_or("")
+            .contains("Timeout")
+    );
 }
 
 #[tokio::test]
@@ -65,7 +79,10 @@ async fn cancelling_mid_command_drops_the_connection_and_records_cancelled() {
     fake.wait_count("request", 1).await;
     cancel.cancel();
     let err = running.await.expect("task").expect_err("cancelled");
-    assert!(matches!(err, SessionError::Cancelled { sent: true }), "{err:?}");
+    assert!(
+        matches!(err, SessionError::Cancelled { sent: true }),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("may still run"));
 
     fake.wait_count("executed", 1).await;
@@ -134,7 +151,10 @@ async fn oversized_requests_are_refused_before_sending() {
     assert_eq!(fake.count("request"), 1);
     let h = reg.get_session_history(&id, None).expect("history");
     assert_eq!(h.entries[0].outcome, Outcome::Error);
-    assert!(h.entries[0].arguments.to_string().len() < 40_000, "history stays bounded");
+    assert!(
+        h.entries[0].arguments.to_string().len() < 40_000,
+        "history stays bounded"
+    );
 }
 
 #[tokio::test]

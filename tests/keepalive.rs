@@ -35,8 +35,12 @@ async fn two_sessions_use_two_connections() {
     let b = reg.create_session(None).await.expect("b");
     assert_ne!(a, b);
     for _ in 0..5 {
-        reg.send_command(&a, "get_scene_info", None).await.expect("a");
-        reg.send_command(&b, "get_scene_info", None).await.expect("b");
+        reg.send_command(&a, "get_scene_info", None)
+            .await
+            .expect("a");
+        reg.send_command(&b, "get_scene_info", None)
+            .await
+            .expect("b");
     }
     fake.wait_count("executed", 10).await;
     assert_eq!(fake.count("accepted"), 2);
@@ -46,7 +50,10 @@ async fn two_sessions_use_two_connections() {
 async fn session_created_while_blender_is_down_reports_why_and_reconnects_later() {
     let port = closed_port();
     let reg = Registry::new(config(Target::new("127.0.0.1", port)));
-    let id = reg.create_session(None).await.expect("session exists anyway");
+    let id = reg
+        .create_session(None)
+        .await
+        .expect("session exists anyway");
     let info = reg.get_session_info(&id).expect("info");
     assert!(!info.blender.connected);
     let reason = info.blender.last_error.expect("reason");
@@ -110,6 +117,9 @@ async fn close_session_closes_its_connection() {
     assert_eq!(info.session_id, id);
     fake.wait_count("closed", 1).await;
     let err = reg.get_session_info(&id).expect_err("gone");
-    assert!(err.to_string().starts_with(&format!("Session not found: {id}")));
+    assert!(
+        err.to_string()
+            .starts_with(&format!("Session not found: {id}"))
+    );
     assert!(err.to_string().contains("list_sessions"));
 }

@@ -47,12 +47,22 @@ fn text(result: &CallToolResult) -> String {
 }
 
 fn ok(result: &CallToolResult) -> &CallToolResult {
-    assert_eq!(result.is_error, Some(false), "unexpected error: {}", text(result));
+    assert_eq!(
+        result.is_error,
+        Some(false),
+        "unexpected error: {}",
+        text(result)
+    );
     result
 }
 
 fn err(result: &CallToolResult) -> String {
-    assert_eq!(result.is_error, Some(true), "expected an error, got: {}", text(result));
+    assert_eq!(
+        result.is_error,
+        Some(true),
+        "expected an error, got: {}",
+        text(result)
+    );
     text(result)
 }
 
@@ -64,7 +74,12 @@ async fn server_identity_instructions_and_tool_list() {
     let server = info.server_info.as_ref().expect("serverInfo");
     assert_eq!(server.name, "blender-session-mcp");
     assert_eq!(server.version, env!("CARGO_PKG_VERSION"));
-    assert!(info.instructions.as_deref().unwrap_or("").contains("default session"));
+    assert!(
+        info.instructions
+            .as_deref()
+            .unwrap_or("")
+            .contains("default session")
+    );
 
     let tools = client.list_all_tools().await.expect("tools");
     let mut names: Vec<String> = tools.iter().map(|t| t.name.to_string()).collect();
@@ -120,7 +135,12 @@ async fn server_identity_instructions_and_tool_list() {
 async fn execute_code_uses_one_default_session_and_one_connection() {
     let mut fake = FakeAddon::start().await;
     let client = connect(Registry::new(config(fake.target()))).await;
-    let r = call(&client, "execute_blender_code", json!({"code": "print('hello')"})).await;
+    let r = call(
+        &client,
+        "execute_blender_code",
+        json!({"code": "print('hello')"}),
+    )
+    .await;
     assert_eq!(text(ok(&r)), "hello\n");
     let r = call(
         &client,
@@ -132,7 +152,10 @@ async fn execute_code_uses_one_default_session_and_one_connection() {
     let r = call(&client, "list_sessions", json!({})).await;
     let listed = ok(&r).structured_content.clone().expect("structured");
     assert_eq!(listed["count"], 1);
-    assert_eq!(listed["default_session"], listed["sessions"][0]["session_id"]);
+    assert_eq!(
+        listed["default_session"],
+        listed["sessions"][0]["session_id"]
+    );
     assert_eq!(
         listed["sessions"][0]["state"]["selection"]["active"],
         "Cube.001"
@@ -152,9 +175,15 @@ async fn python_exceptions_are_tool_errors_with_traceback_and_output() {
     )
     .await;
     let message = err(&r);
-    assert!(message.contains("Traceback (most recent call last)"), "{message}");
+    assert!(
+        message.contains("Traceback (most recent call last)"),
+        "{message}"
+    );
     assert!(message.contains("KeyError"), "{message}");
-    assert!(message.contains("Output printed before the exception:\nstep 1"), "{message}");
+    assert!(
+        message.contains("Output printed before the exception:\nstep 1"),
+        "{message}"
+    );
 }
 
 #[tokio::test]
@@ -165,7 +194,12 @@ async fn scene_and_object_info() {
     let scene = ok(&r).structured_content.clone().expect("structured");
     assert_eq!(scene["object_count"], 3);
     assert_eq!(scene["selection"]["active"], "Cube");
-    assert!(scene["session_id"].as_str().unwrap_or("").starts_with("scene-"));
+    assert!(
+        scene["session_id"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("scene-")
+    );
     let r = call(&client, "get_object_info", json!({"name": "Cube"})).await;
     let cube = ok(&r).structured_content.clone().expect("structured");
     assert_eq!(cube["mesh"]["vertices"], 8);
@@ -183,8 +217,15 @@ async fn screenshot_through_a_local_file_with_the_classic_addon() {
     assert_eq!(image.mime_type, "image/png");
     assert!(image.data.starts_with("iVBORw0KGgo"), "a PNG");
     fake.wait_count("executed", 2).await;
-    let types: Vec<Value> = fake.of("request").iter().map(|e| e["type"].clone()).collect();
-    assert_eq!(types, vec![json!("get_addon_info"), json!("get_viewport_screenshot")]);
+    let types: Vec<Value> = fake
+        .of("request")
+        .iter()
+        .map(|e| e["type"].clone())
+        .collect();
+    assert_eq!(
+        types,
+        vec![json!("get_addon_info"), json!("get_viewport_screenshot")]
+    );
 }
 
 #[tokio::test]
@@ -204,8 +245,16 @@ async fn screenshot_with_return_data_on_protocol_14() {
 async fn raw_blender_command_and_its_errors() {
     let fake = FakeAddon::start().await;
     let client = connect(Registry::new(config(fake.target()))).await;
-    let r = call(&client, "blender_command", json!({"type": "get_polyhaven_status"})).await;
-    assert_eq!(ok(&r).structured_content.clone().expect("json")["enabled"], false);
+    let r = call(
+        &client,
+        "blender_command",
+        json!({"type": "get_polyhaven_status"}),
+    )
+    .await;
+    assert_eq!(
+        ok(&r).structured_content.clone().expect("json")["enabled"],
+        false
+    );
     let r = call(&client, "blender_command", json!({"type": "warp_drive"})).await;
     assert!(err(&r).contains("Unknown command type: warp_drive"));
     let r = call(
@@ -221,7 +270,12 @@ async fn raw_blender_command_and_its_errors() {
 async fn session_tools_lifecycle() {
     let fake = FakeAddon::start().await;
     let client = connect(Registry::new(config(fake.target()))).await;
-    let r = call(&client, "create_session", json!({"blender_port": fake.port})).await;
+    let r = call(
+        &client,
+        "create_session",
+        json!({"blender_port": fake.port}),
+    )
+    .await;
     let info = ok(&r).structured_content.clone().expect("info");
     let id = info["session_id"].as_str().expect("id").to_owned();
     assert_eq!(info["blender"]["connected"], true);
@@ -236,7 +290,12 @@ async fn session_tools_lifecycle() {
         .await;
         assert_eq!(text(ok(&r)), format!("{i}\n"));
     }
-    let r = call(&client, "get_session_history", json!({"session_id": id, "limit": 2})).await;
+    let r = call(
+        &client,
+        "get_session_history",
+        json!({"session_id": id, "limit": 2}),
+    )
+    .await;
     let history = ok(&r).structured_content.clone().expect("history");
     assert_eq!(history["total"], 3);
     let entries = history["entries"].as_array().expect("entries");
@@ -254,10 +313,16 @@ async fn session_tools_lifecycle() {
     assert_eq!(info["state"]["objects"], json!(["Cube", "Camera", "Light"]));
 
     let r = call(&client, "close_session", json!({"session_id": id})).await;
-    assert_eq!(ok(&r).structured_content.clone().expect("closed")["closed"], true);
+    assert_eq!(
+        ok(&r).structured_content.clone().expect("closed")["closed"],
+        true
+    );
     let r = call(&client, "get_session_info", json!({"session_id": id})).await;
     let message = err(&r);
-    assert!(message.starts_with(&format!("Session not found: {id}")), "{message}");
+    assert!(
+        message.starts_with(&format!("Session not found: {id}")),
+        "{message}"
+    );
     assert!(message.contains("list_sessions"));
 }
 
@@ -267,11 +332,20 @@ async fn unknown_session_ids_are_tool_errors_for_every_session_tool() {
     let client = connect(Registry::new(config(fake.target()))).await;
     let bogus = "scene-20000101-000000-deadbeef";
     for (tool, args) in [
-        ("execute_blender_code", json!({"code": "print(1)", "session_id": bogus})),
+        (
+            "execute_blender_code",
+            json!({"code": "print(1)", "session_id": bogus}),
+        ),
         ("get_scene_info", json!({"session_id": bogus})),
-        ("get_object_info", json!({"name": "Cube", "session_id": bogus})),
+        (
+            "get_object_info",
+            json!({"name": "Cube", "session_id": bogus}),
+        ),
         ("get_viewport_screenshot", json!({"session_id": bogus})),
-        ("blender_command", json!({"type": "ping", "session_id": bogus})),
+        (
+            "blender_command",
+            json!({"type": "ping", "session_id": bogus}),
+        ),
         ("get_session_info", json!({"session_id": bogus})),
         ("get_session_history", json!({"session_id": bogus})),
         ("close_session", json!({"session_id": bogus})),
@@ -291,14 +365,22 @@ async fn blender_unreachable_is_an_actionable_tool_error() {
     let client = connect(Registry::new(config(Target::new("127.0.0.1", port)))).await;
     let r = call(&client, "get_scene_info", json!({})).await;
     let message = err(&r);
-    assert!(message.contains("Failed to connect to Blender"), "{message}");
+    assert!(
+        message.contains("Failed to connect to Blender"),
+        "{message}"
+    );
     assert!(message.contains("Connect to MCP server"), "{message}");
     assert!(message.contains(&port.to_string()), "{message}");
     // The session still exists and says why it is not connected.
     let r = call(&client, "get_session_info", json!({})).await;
     let info = ok(&r).structured_content.clone().expect("info");
     assert_eq!(info["blender"]["connected"], false);
-    assert!(info["blender"]["last_error"].as_str().unwrap_or("").contains("refused"));
+    assert!(
+        info["blender"]["last_error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("refused")
+    );
 }
 
 #[tokio::test]
@@ -314,7 +396,10 @@ async fn timeouts_are_tool_errors_that_say_the_command_may_still_run() {
     )
     .await;
     let message = err(&r);
-    assert!(message.contains("Timeout waiting for Blender response"), "{message}");
+    assert!(
+        message.contains("Timeout waiting for Blender response"),
+        "{message}"
+    );
     assert!(message.contains("may still be running"), "{message}");
 }
 
@@ -343,7 +428,9 @@ async fn a_cancelled_call_is_recorded_and_the_session_keeps_working() {
     let peer = client.peer().clone();
     let pending = tokio::spawn(async move {
         let args = json!({"code": "import time\ntime.sleep(0.5)"});
-        let Value::Object(map) = args else { unreachable!() };
+        let Value::Object(map) = args else {
+            unreachable!()
+        };
         peer.call_tool(CallToolRequestParams::new("execute_blender_code").with_arguments(map))
             .await
     });
@@ -352,7 +439,12 @@ async fn a_cancelled_call_is_recorded_and_the_session_keeps_working() {
     pending.abort();
     let _ = pending.await;
     fake.wait_count("executed", 1).await;
-    let r = call(&client, "execute_blender_code", json!({"code": "print('next')"})).await;
+    let r = call(
+        &client,
+        "execute_blender_code",
+        json!({"code": "print('next')"}),
+    )
+    .await;
     assert_eq!(text(ok(&r)), "next\n");
     let r = call(&client, "get_session_history", json!({})).await;
     let history = ok(&r).structured_content.clone().expect("history");

@@ -21,10 +21,17 @@ async fn execute_code_that_adds_a_cube_updates_state_in_one_request() {
         .expect("runs");
     assert_eq!(out.stdout, "added Cube.001\n");
     fake.wait_count("executed", 1).await;
-    assert_eq!(fake.count("request"), 1, "state came back in the same request");
+    assert_eq!(
+        fake.count("request"),
+        1,
+        "state came back in the same request"
+    );
 
     let info = reg.get_session_info(&id).expect("info");
-    assert_eq!(info.state.objects, vec!["Cube", "Camera", "Light", "Cube.001"]);
+    assert_eq!(
+        info.state.objects,
+        vec!["Cube", "Camera", "Light", "Cube.001"]
+    );
     assert_eq!(info.state.selection.active.as_deref(), Some("Cube.001"));
     assert_eq!(info.state.selection.selected, vec!["Cube.001"]);
     assert_eq!(info.state.last_command.as_deref(), Some("execute_code"));
@@ -36,9 +43,15 @@ async fn execute_code_that_adds_a_cube_updates_state_in_one_request() {
     assert_eq!(entry.seq, 1);
     assert_eq!(entry.command, "execute_code");
     assert_eq!(entry.tool, "execute_blender_code");
-    assert_eq!(entry.arguments["code"], code, "history shows the user's code, not the wrapper");
+    assert_eq!(
+        entry.arguments["code"], code,
+        "history shows the user's code, not the wrapper"
+    );
     assert_eq!(entry.outcome, Outcome::Success);
-    assert_eq!(entry.result.as_ref().expect("result")["stdout"], "added Cube.001\n");
+    assert_eq!(
+        entry.result.as_ref().expect("result")["stdout"],
+        "added Cube.001\n"
+    );
     assert!(entry.duration > 0.0);
 }
 
@@ -72,19 +85,37 @@ async fn a_raising_script_returns_traceback_and_earlier_stdout_and_still_refresh
         panic!("expected CodeFailed, got {err:?}");
     };
     assert_eq!(stdout, "before the error\n");
-    assert!(traceback.starts_with("Traceback (most recent call last):"), "{traceback}");
+    assert!(
+        traceback.starts_with("Traceback (most recent call last):"),
+        "{traceback}"
+    );
     assert!(traceback.contains("line 5, in <module>"), "{traceback}");
     assert!(traceback.contains("in inner"), "{traceback}");
-    assert!(traceback.trim_end().ends_with("ValueError: boom"), "{traceback}");
-    assert!(!traceback.contains("_bsm_run"), "wrapper frame hidden: {traceback}");
+    assert!(
+        traceback.trim_end().ends_with("ValueError: boom"),
+        "{traceback}"
+    );
+    assert!(
+        !traceback.contains("_bsm_run"),
+        "wrapper frame hidden: {traceback}"
+    );
     let text = err.to_string();
     assert!(text.contains("ValueError: boom") && text.contains("before the error"));
 
     let info = reg.get_session_info(&id).expect("info");
-    assert!(info.state.objects.contains(&"Sphere".to_string()), "state refreshed");
+    assert!(
+        info.state.objects.contains(&"Sphere".to_string()),
+        "state refreshed"
+    );
     let history = reg.get_session_history(&id, None).expect("history");
     assert_eq!(history.entries[0].outcome, Outcome::Error);
-    assert!(history.entries[0].message.as_deref().unwrap_or("").contains("ValueError: boom"));
+    assert!(
+        history.entries[0]
+            .message
+            .as_deref()
+            .unwrap_or("")
+            .contains("ValueError: boom")
+    );
 }
 
 #[tokio::test]
@@ -107,7 +138,9 @@ async fn code_runs_in_a_fresh_namespace_with_bpy() {
     let reg = registry(&fake);
     let id = reg.create_session(None).await.expect("session");
     let call = Call::new("t");
-    reg.execute_code(&id, "x = 41", &call).await.expect("define");
+    reg.execute_code(&id, "x = 41", &call)
+        .await
+        .expect("define");
     let out = reg
         .execute_code(
             &id,
@@ -134,7 +167,10 @@ async fn non_ascii_round_trips_in_both_directions() {
         .execute_code(&id, &code, &Call::new("t"))
         .await
         .expect("runs");
-    assert_eq!(out.stdout, format!("カメラ\n{}\n{long}\n", long.chars().count()));
+    assert_eq!(
+        out.stdout,
+        format!("カメラ\n{}\n{long}\n", long.chars().count())
+    );
     let info = reg.get_session_info(&id).expect("info");
     assert_eq!(info.state.objects[0], "立方体");
     assert_eq!(info.state.selection.active.as_deref(), Some("立方体"));
@@ -152,11 +188,17 @@ async fn scene_info_lists_every_object_not_just_ten() {
     )
     .await
     .expect("adds");
-    let scene = reg.scene_info(&id, &Call::new("get_scene_info")).await.expect("scene");
+    let scene = reg
+        .scene_info(&id, &Call::new("get_scene_info"))
+        .await
+        .expect("scene");
     assert_eq!(scene["object_count"], 15);
     assert_eq!(scene["objects"].as_array().expect("objects").len(), 15);
     assert_eq!(scene["objects"][14]["name"], "Cube.012");
-    assert_eq!(scene["objects"][14]["location"], serde_json::json!([11.0, 0.0, 0.0]));
+    assert_eq!(
+        scene["objects"][14]["location"],
+        serde_json::json!([11.0, 0.0, 0.0])
+    );
     assert_eq!(scene["selection"]["active"], "Cube.012");
     assert_eq!(scene["materials_count"], 1);
     let info = reg.get_session_info(&id).expect("info");
@@ -171,11 +213,21 @@ async fn no_track_state_still_returns_tracebacks_but_leaves_state_alone() {
     let reg = Registry::new(cfg);
     let id = reg.create_session(None).await.expect("session");
     let out = reg
-        .execute_code(&id, "bpy.ops.mesh.primitive_cube_add()\nprint('hi')", &Call::new("t"))
+        .execute_code(
+            &id,
+            "bpy.ops.mesh.primitive_cube_add()\nprint('hi')",
+            &Call::new("t"),
+        )
         .await
         .expect("runs");
     assert_eq!(out.stdout, "hi\n");
-    assert!(reg.get_session_info(&id).expect("info").state.objects.is_empty());
+    assert!(
+        reg.get_session_info(&id)
+            .expect("info")
+            .state
+            .objects
+            .is_empty()
+    );
     let err = reg
         .execute_code(&id, "print('a')\n1/0", &Call::new("t"))
         .await
@@ -189,15 +241,25 @@ async fn both_error_layers_are_errors_and_keep_the_connection() {
     let reg = registry(&fake);
     let id = reg.create_session(None).await.expect("session");
     let err = reg
-        .send_command(&id, "get_object_info", Some(serde_json::json!({"name": "Nope"})))
+        .send_command(
+            &id,
+            "get_object_info",
+            Some(serde_json::json!({"name": "Nope"})),
+        )
         .await
         .expect_err("status error");
-    assert_eq!(err.to_string(), "Blender reported an error: Object not found: Nope");
+    assert_eq!(
+        err.to_string(),
+        "Blender reported an error: Object not found: Nope"
+    );
     let err = reg
         .send_command(&id, "no_such_command", None)
         .await
         .expect_err("unknown");
-    assert!(err.to_string().contains("Unknown command type: no_such_command"));
+    assert!(
+        err.to_string()
+            .contains("Unknown command type: no_such_command")
+    );
     let err = reg
         .send_command(
             &id,
@@ -215,14 +277,29 @@ async fn both_error_layers_are_errors_and_keep_the_connection() {
         )
         .await
         .expect_err("in-band succeed=false");
-    assert!(err.to_string().contains("Generation task not found"), "{err}");
-    reg.send_command(&id, "get_scene_info", None).await.expect("still fine");
+    assert!(
+        err.to_string().contains("Generation task not found"),
+        "{err}"
+    );
+    reg.send_command(&id, "get_scene_info", None)
+        .await
+        .expect("still fine");
     fake.wait_count("executed", 5).await;
-    assert_eq!(fake.count("accepted"), 1, "errors did not drop the connection");
+    assert_eq!(
+        fake.count("accepted"),
+        1,
+        "errors did not drop the connection"
+    );
     let history = reg.get_session_history(&id, None).expect("history");
     let outcomes: Vec<Outcome> = history.entries.iter().map(|e| e.outcome).collect();
     assert_eq!(
         outcomes,
-        vec![Outcome::Error, Outcome::Error, Outcome::Error, Outcome::Error, Outcome::Success]
+        vec![
+            Outcome::Error,
+            Outcome::Error,
+            Outcome::Error,
+            Outcome::Error,
+            Outcome::Success
+        ]
     );
 }

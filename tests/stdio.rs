@@ -78,7 +78,10 @@ async fn stdout_carries_only_json_rpc_and_logs_go_to_stderr() {
         json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}),
     )
     .await;
-    assert_eq!(tools["result"]["tools"].as_array().expect("tools").len(), 10);
+    assert_eq!(
+        tools["result"]["tools"].as_array().expect("tools").len(),
+        10
+    );
     let code = exchange(
         &mut stdin,
         &mut stdout,
@@ -126,7 +129,10 @@ async fn stdout_carries_only_json_rpc_and_logs_go_to_stderr() {
         "← Response: success (",
         "✓ Session closed (shutdown): scene-",
     ] {
-        assert!(logs.contains(expected), "stderr lacks {expected:?}:\n{logs}");
+        assert!(
+            logs.contains(expected),
+            "stderr lacks {expected:?}:\n{logs}"
+        );
     }
     fake.wait_count("closed", 1).await;
 }
@@ -150,12 +156,21 @@ async fn json_log_format_writes_json_lines_to_stderr() {
     let logs = String::from_utf8_lossy(&out.stderr);
     let first = logs.lines().next().expect("a log line");
     let v: Value = serde_json::from_str(first).expect("JSON log line");
-    assert!(v["fields"]["message"].as_str().unwrap_or("").contains("SessionManager initialized"));
+    assert!(
+        v["fields"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("SessionManager initialized")
+    );
 }
 
 #[tokio::test]
 async fn help_explains_every_flag() {
-    let out = Command::new(BIN).arg("--help").output().await.expect("help");
+    let out = Command::new(BIN)
+        .arg("--help")
+        .output()
+        .await
+        .expect("help");
     let help = String::from_utf8_lossy(&out.stdout);
     for flag in [
         "--blender-host",

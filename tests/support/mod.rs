@@ -118,7 +118,10 @@ impl FakeAddon {
                     }
                     panic!("the fake addon exited; events: {:?}", self.events());
                 }
-                Err(_) => panic!("condition not met within {EVENT_WAIT:?}; events: {:?}", self.events()),
+                Err(_) => panic!(
+                    "condition not met within {EVENT_WAIT:?}; events: {:?}",
+                    self.events()
+                ),
             }
         }
     }
