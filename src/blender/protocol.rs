@@ -149,17 +149,26 @@ impl Formatter for AsciiFormatter {
 ///
 /// `params` is omitted when `None`. Fails with [`ProtocolError::RequestTooLarge`] when the
 /// encoded request is longer than `limit` bytes.
+///
+/// ```
+/// use blender_session_mcp::blender::protocol::encode_request;
+/// let bytes = encode_request("execute_code", Some(&serde_json::json!({"code": "print('立方体')"})), 1024)?;
+/// assert_eq!(bytes, br#"{"type":"execute_code","params":{"code":"print('\u7acb\u65b9\u4f53')"}}"#);
+/// # Ok::<(), blender_session_mcp::blender::ProtocolError>(())
+/// ```
 pub fn encode_request(
     command: &str,
     params: Option<&Value>,
     limit: usize,
 ) -> Result<Vec<u8>, ProtocolError> {
-    let mut request = serde_json::Map::new();
-    request.insert("type".into(), Value::String(command.to_owned()));
-    if let Some(params) = params {
-        request.insert("params".into(), params.clone());
+    #[derive(serde::Serialize)]
+    struct Request<'a> {
+        #[serde(rename = "type")]
+        command: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        params: Option<&'a Value>,
     }
-    let bytes = encode_ascii(&Value::Object(request));
+    let bytes = encode_ascii(&Request { command, params });
     if bytes.len() > limit {
         return Err(ProtocolError::RequestTooLarge {
             size: bytes.len(),
@@ -169,13 +178,13 @@ pub fn encode_request(
     Ok(bytes)
 }
 
-/// Serialize any JSON value with all non-ASCII characters escaped.
-pub fn encode_ascii(value: &Value) -> Vec<u8> {
+/// Serialize any value as JSON with all non-ASCII characters escaped.
+pub fn encode_ascii<T: serde::Serialize + ?Sized>(value: &T) -> Vec<u8> {
     let mut out = Vec::with_capacity(128);
     let mut ser = serde_json::Serializer::with_formatter(&mut out, AsciiFormatter);
-    // Serializing a `Value` into a `Vec` cannot fail: map keys are strings, and writes to a
+    // Serializing JSON-shaped data into a Vec cannot fail: keys are strings and writes to a
     // Vec are infallible.
-    if serde::Serialize::serialize(value, &mut ser).is_err() {
+    if value.serialize(&mut ser).is_err() {
         out.clear();
         out.extend_from_slice(b"null");
     }
