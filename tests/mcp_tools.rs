@@ -360,6 +360,36 @@ async fn unknown_session_ids_are_tool_errors_for_every_session_tool() {
 }
 
 #[tokio::test]
+async fn hostile_session_ids_are_tool_errors_that_do_not_echo_megabytes() {
+    let fake = FakeAddon::start().await;
+    let client = connect(Registry::new(config(fake.target()))).await;
+    for id in [
+        "../../etc/passwd",
+        "'; DROP TABLE sessions; --",
+        "\u{0}\u{1b}[2J",
+        "立方体",
+    ] {
+        let r = call(&client, "get_session_info", json!({"session_id": id})).await;
+        assert!(err(&r).starts_with("Session not found: "), "{id}");
+    }
+    let huge = "x".repeat(1 << 20);
+    let r = call(
+        &client,
+        "execute_blender_code",
+        json!({"code": "print(1)", "session_id": huge}),
+    )
+    .await;
+    let message = err(&r);
+    assert!(
+        message.len() < 1000,
+        "the message stays short: {} bytes",
+        message.len()
+    );
+    assert!(message.contains("1048576 bytes"), "{message}");
+    ok(&call(&client, "list_sessions", json!({})).await);
+}
+
+#[tokio::test]
 async fn blender_unreachable_is_an_actionable_tool_error() {
     let port = closed_port();
     let client = connect(Registry::new(config(Target::new("127.0.0.1", port)))).await;

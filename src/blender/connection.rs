@@ -208,3 +208,27 @@ impl Connection {
         let _ = tokio::time::timeout(Duration::from_secs(1), self.stream.shutdown()).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_targets() {
+        for host in [
+            "127.0.0.1",
+            "127.0.0.2",
+            "localhost",
+            "LOCALHOST",
+            "::1",
+            "[::1]",
+        ] {
+            assert!(Target::new(host, 1).is_local(), "{host}");
+        }
+        for host in ["192.168.1.100", "blender-box", "10.0.0.5"] {
+            assert!(!Target::new(host, 1).is_local(), "{host}");
+        }
+        assert_eq!(Target::new("::1", 9876).to_string(), "[::1]:9876");
+        assert_eq!(Target::new("127.0.0.1", 9876).to_string(), "127.0.0.1:9876");
+    }
+}

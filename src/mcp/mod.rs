@@ -59,6 +59,14 @@ fn error_result(e: &SessionError) -> CallToolResult {
     CallToolResult::error(vec![ContentBlock::text(e.to_string())])
 }
 
+/// A tool result from a session call: structured JSON on success, an `isError` text otherwise.
+fn respond<T: Serialize>(result: Result<T, SessionError>) -> CallToolResult {
+    match result {
+        Ok(value) => json_result(&value),
+        Err(e) => error_result(&e),
+    }
+}
+
 fn json_result<T: Serialize>(value: &T) -> CallToolResult {
     match serde_json::to_value(value) {
         Ok(v) => {
@@ -166,10 +174,7 @@ impl BlenderServer {
             Ok::<_, SessionError>(info)
         }
         .await;
-        match result {
-            Ok(info) => json_result(&info),
-            Err(e) => error_result(&e),
-        }
+        respond(result)
     }
 
     /// Detailed information about one object.
@@ -194,10 +199,7 @@ impl BlenderServer {
                 .await
         }
         .await;
-        match result {
-            Ok(info) => json_result(&info),
-            Err(e) => error_result(&e),
-        }
+        respond(result)
     }
 
     /// A PNG screenshot of Blender's 3D viewport.
@@ -253,10 +255,7 @@ impl BlenderServer {
                 .await
         }
         .await;
-        match result {
-            Ok(value) => json_result(&value),
-            Err(e) => error_result(&e),
-        }
+        respond(result)
     }
 
     /// Create a new session.
@@ -284,10 +283,7 @@ impl BlenderServer {
             self.registry.get_session_info(&id)
         }
         .await;
-        match result {
-            Ok(info) => json_result(&info),
-            Err(e) => error_result(&e),
-        }
+        respond(result)
     }
 
     /// List live sessions.
@@ -322,10 +318,7 @@ impl BlenderServer {
             self.registry.get_session_info(&id)
         }
         .await;
-        match result {
-            Ok(info) => json_result(&info),
-            Err(e) => error_result(&e),
-        }
+        respond(result)
     }
 
     /// A session's command history.
@@ -346,10 +339,7 @@ impl BlenderServer {
             self.registry.get_session_history(&id, p.limit)
         }
         .await;
-        match result {
-            Ok(history) => json_result(&history),
-            Err(e) => error_result(&e),
-        }
+        respond(result)
     }
 
     /// Close a session.
@@ -373,10 +363,12 @@ impl BlenderServer {
                 "(no session_id given and no default session exists yet)".into(),
             ));
         };
-        match self.registry.close_session(&id).await {
-            Ok(info) => json_result(&json!({"closed": true, "session": info})),
-            Err(e) => error_result(&e),
-        }
+        respond(
+            self.registry
+                .close_session(&id)
+                .await
+                .map(|info| json!({"closed": true, "session": info})),
+        )
     }
 }
 

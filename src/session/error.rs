@@ -125,6 +125,17 @@ fn code_failed_text(traceback: &str, stdout: &str) -> String {
 }
 
 impl SessionError {
+    /// [`SessionError::NotFound`] for `id`, echoing at most 80 characters of it (ids come
+    /// from clients and may be anything).
+    pub fn not_found(id: &str) -> Self {
+        let shown: String = id.chars().take(80).collect();
+        if shown.len() < id.len() {
+            SessionError::NotFound(format!("{shown}… ({} bytes)", id.len()))
+        } else {
+            SessionError::NotFound(shown)
+        }
+    }
+
     /// How a command that failed this way is recorded in history.
     pub fn outcome(&self) -> Outcome {
         match self {

@@ -255,7 +255,7 @@ impl Registry {
         self.sessions()
             .get(id)
             .cloned()
-            .ok_or_else(|| SessionError::NotFound(id.to_owned()))
+            .ok_or_else(|| SessionError::not_found(id))
     }
 
     /// Whether a session exists.
@@ -269,7 +269,7 @@ impl Registry {
         let session = sessions
             .get(id)
             .cloned()
-            .ok_or_else(|| SessionError::NotFound(id.to_owned()))?;
+            .ok_or_else(|| SessionError::not_found(id))?;
         session
             .in_flight
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -397,40 +397,27 @@ impl Registry {
     ) -> Result<Screenshot, SessionError> {
         let session = self.get_session(id)?;
         let protocol = self.addon_info(&session, call).await?.protocol_version;
-        if protocol >= 14 {
-            let params = json!({"max_size": max_size, "format": "png", "return_data": true});
-            return self
-                .run(
-                    id,
-                    call,
-                    "get_viewport_screenshot",
-                    Some(params.clone()),
-                    params,
-                    |result| {
-                        let recorded =
-                            json!({"width": result.get("width"), "height": result.get("height")});
-                        let output = decode_image_data(&result);
-                        Interpreted {
-                            output,
-                            recorded,
-                            snapshot: None,
-                        }
-                    },
-                )
-                .await;
-        }
-        if !session.target.is_local() {
+        // Protocol 14+ returns the image in the reply; older addons can only write a file on
+        // Blender's disk, which this server can read only when Blender runs here.
+        let file = if protocol >= 14 {
+            None
+        } else if session.target.is_local() {
+            Some(std::env::temp_dir().join(format!(
+                "blender-session-mcp-{}.png",
+                uuid::Uuid::new_v4().simple()
+            )))
+        } else {
             return Err(SessionError::Unexpected(format!(
                 "this Blender ({}) runs on another machine and its addon (protocol {protocol}) can only save screenshots to Blender's own disk. Update the BlenderMCP addon to a version with protocol 14 or newer (it returns the image directly), or run this server on Blender's machine.",
                 session.target
             )));
-        }
-        let path = std::env::temp_dir().join(format!(
-            "blender-session-mcp-{}.png",
-            uuid::Uuid::new_v4().simple()
-        ));
-        let path_text = path.to_string_lossy().into_owned();
-        let params = json!({"max_size": max_size, "format": "png", "filepath": path_text});
+        };
+        let params = match &file {
+            None => json!({"max_size": max_size, "format": "png", "return_data": true}),
+            Some(path) => {
+                json!({"max_size": max_size, "format": "png", "filepath": path.to_string_lossy()})
+            }
+        };
         let outcome = self
             .run(
                 id,
@@ -438,26 +425,32 @@ impl Registry {
                 "get_viewport_screenshot",
                 Some(params.clone()),
                 params,
-                |result| Interpreted::plain(result.clone(), result),
+                |result| Interpreted {
+                    recorded: json!({"width": result.get("width"), "height": result.get("height")}),
+                    output: Ok(result),
+                    snapshot: None,
+                },
             )
             .await;
-        let read = match outcome {
-            Ok(result) => tokio::fs::read(&path)
-                .await
-                .map(|png| Screenshot {
+        let shot = match (outcome, &file) {
+            (Err(e), _) => Err(e),
+            (Ok(result), None) => decode_image_data(&result),
+            (Ok(result), Some(path)) => match tokio::fs::read(path).await {
+                Ok(png) => Ok(Screenshot {
                     png,
                     width: result.get("width").and_then(Value::as_u64),
                     height: result.get("height").and_then(Value::as_u64),
-                })
-                .map_err(|e| {
-                    SessionError::Unexpected(format!(
-                        "Blender reported a screenshot at {path_text} but it cannot be read here: {e}"
-                    ))
                 }),
-            Err(e) => Err(e),
+                Err(e) => Err(SessionError::Unexpected(format!(
+                    "Blender reported a screenshot at {} but it cannot be read here: {e}",
+                    path.display()
+                ))),
+            },
         };
-        let _ = tokio::fs::remove_file(&path).await;
-        read
+        if let Some(path) = &file {
+            let _ = tokio::fs::remove_file(path).await;
+        }
+        shot
     }
 
     /// What the addon says about itself (cached per connection; not recorded in history).
@@ -543,7 +536,7 @@ impl Registry {
         let session = self
             .sessions()
             .remove(id)
-            .ok_or_else(|| SessionError::NotFound(id.to_owned()))?;
+            .ok_or_else(|| SessionError::not_found(id))?;
         Ok(self.finish(session, "closed").await)
     }
 

@@ -26,6 +26,7 @@ import argparse
 import base64
 import io
 import json
+import os
 import socket
 import sys
 import threading
@@ -442,11 +443,22 @@ def handle_client(addon, client, conn_id):
         event("closed", conn=conn_id)
 
 
+def exit_when_parent_goes():
+    """The test harness holds our stdin open; when it goes away (even by crashing), so do we."""
+    try:
+        while sys.stdin.buffer.read(4096):
+            pass
+    finally:
+        os._exit(0)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--protocol", type=int, default=0)
     args = parser.parse_args()
+    if not sys.stdin.isatty():
+        threading.Thread(target=exit_when_parent_goes, daemon=True).start()
     addon = Addon(args.protocol)
     server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

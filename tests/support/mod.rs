@@ -26,6 +26,7 @@ pub fn fake_addon_path() -> PathBuf {
 /// A running fake addon.
 pub struct FakeAddon {
     child: Child,
+    _stdin: Option<tokio::process::ChildStdin>,
     pub port: u16,
     events: Arc<Mutex<Vec<Value>>>,
     changed: watch::Receiver<usize>,
@@ -43,12 +44,15 @@ impl FakeAddon {
             .arg("-u")
             .arg(fake_addon_path())
             .args(args)
+            // The fake exits when this pipe closes, so a crashed test leaves no orphan.
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
             .spawn()
             .expect("python3 must be installed to run the fake addon");
         let stdout = child.stdout.take().expect("piped stdout");
+        let stdin = child.stdin.take();
         let events = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = watch::channel(0usize);
         let sink = events.clone();
@@ -67,6 +71,7 @@ impl FakeAddon {
         });
         let mut fake = FakeAddon {
             child,
+            _stdin: stdin,
             port: 0,
             events,
             changed: rx,
