@@ -38,6 +38,77 @@ pub enum Command {
     /// Connect to Blender once, print what was found (addon protocol, scene, round-trip
     /// time) and exit; exits non-zero with troubleshooting steps when Blender is unreachable.
     Check(CheckArgs),
+    /// Start a headless Blender (`blender -b`) running this project's BlenderMCP-compatible
+    /// server, forward its output to stderr, and stop it cleanly on Ctrl-C / SIGTERM.
+    Blender(BlenderRunArgs),
+    /// The design's "hello cube": use the Blender on the target port (or start a headless
+    /// one), create a session, add a cube, read the scene, print the session info and history,
+    /// close the session and stop what was started.
+    Demo(DemoArgs),
+}
+
+/// Where to find Blender when this program has to start it.
+#[derive(Debug, Clone, Args)]
+pub struct SpawnArgs {
+    /// Blender executable to start (default: $BLENDER_PATH, else `blender` on PATH).
+    #[arg(long, value_name = "PATH")]
+    pub blender: Option<std::path::PathBuf>,
+    /// A .blend file for the started Blender to open.
+    #[arg(long, value_name = "FILE")]
+    pub blend_file: Option<std::path::PathBuf>,
+    /// How long to wait for a started Blender's server to answer (`60s`).
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub startup_timeout: Duration,
+}
+
+impl SpawnArgs {
+    /// Launch options for `target`, resolving the executable.
+    pub fn options(
+        &self,
+        target: &Target,
+    ) -> Result<crate::headless::HeadlessOptions, crate::headless::HeadlessError> {
+        Ok(crate::headless::HeadlessOptions {
+            blender: crate::headless::find_blender(self.blender.as_deref())?,
+            host: target.host.clone(),
+            port: target.port,
+            blend_file: self.blend_file.clone(),
+            startup_timeout: self.startup_timeout,
+        })
+    }
+}
+
+/// Flags of `blender`.
+#[derive(Debug, Clone, Args)]
+pub struct BlenderRunArgs {
+    /// Address the server inside Blender listens on (IPv4).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port the server inside Blender listens on.
+    #[arg(long, env = "BLENDER_PORT", default_value_t = 9876)]
+    pub port: u16,
+    /// Blender executable (default: $BLENDER_PATH, else `blender` on PATH).
+    #[arg(long, value_name = "PATH")]
+    pub blender: Option<std::path::PathBuf>,
+    /// How long to wait for the server to answer (`60s`).
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub startup_timeout: Duration,
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// A .blend file to open.
+    #[arg(value_name = "FILE.blend")]
+    pub file: Option<std::path::PathBuf>,
+}
+
+/// Flags of `demo`.
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub blender: BlenderArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub spawn: SpawnArgs,
 }
 
 /// Log output format.
@@ -99,6 +170,13 @@ pub struct ServeArgs {
     /// Most sessions alive at once; creating one more is an error.
     #[arg(long, default_value_t = 1000)]
     pub max_sessions: usize,
+    /// When nothing listens on --blender-host:--blender-port, start a headless Blender there
+    /// for the server's lifetime (a running GUI Blender on that port is left alone).
+    #[arg(long)]
+    pub spawn_blender: bool,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub spawn: SpawnArgs,
 }
 
 /// Flags of `check`.
@@ -109,14 +187,18 @@ pub struct CheckArgs {
     pub blender: BlenderArgs,
 }
 
+impl BlenderArgs {
+    /// The addon address these flags name.
+    pub fn target(&self) -> Target {
+        Target::new(self.blender_host.clone(), self.blender_port)
+    }
+}
+
 impl ServeArgs {
     /// The registry settings these flags describe.
     pub fn registry_config(&self) -> RegistryConfig {
         RegistryConfig {
-            default_target: Target::new(
-                self.blender.blender_host.clone(),
-                self.blender.blender_port,
-            ),
+            default_target: self.blender.target(),
             connect_timeout: self.blender.connect_timeout,
             command_timeout: self.blender.command_timeout,
             max_reply_bytes: self.blender.max_reply_bytes,
@@ -170,7 +252,7 @@ pub fn troubleshooting(target: &Target) -> String {
 /// Run `check`: print what was found and return the process exit code.
 pub async fn check(args: &CheckArgs) -> i32 {
     let b = &args.blender;
-    let target = Target::new(b.blender_host.clone(), b.blender_port);
+    let target = b.target();
     println!("Checking Blender at {target} …");
     let started = Instant::now();
     let mut conn = match Connection::connect(&target, b.connect_timeout, b.max_reply_bytes).await {
@@ -198,16 +280,10 @@ pub async fn check(args: &CheckArgs) -> i32 {
     match ask("get_addon_info").await {
         Ok((Reply::Success(info), _)) => println!(
             "✓ addon: {} {} (protocol {}), Blender {}",
-            info.get("name").and_then(Value::as_str).unwrap_or("?"),
-            info.get("addon_version")
-                .map(|v| v.to_string())
-                .unwrap_or_default(),
-            info.get("protocol_version")
-                .map(|v| v.to_string())
-                .unwrap_or_else(|| "?".into()),
-            info.get("blender_version")
-                .map(|v| v.to_string())
-                .unwrap_or_else(|| "?".into()),
+            shown(&info, "name"),
+            shown(&info, "addon_version"),
+            shown(&info, "protocol_version"),
+            shown(&info, "blender_version"),
         ),
         Ok((Reply::Error(_), _)) => {
             println!("✓ addon: classic BlenderMCP (no get_addon_info; protocol 0)")
@@ -251,6 +327,15 @@ pub async fn check(args: &CheckArgs) -> i32 {
             );
             1
         }
+    }
+}
+
+/// A field of a JSON object for display: strings without quotes, `?` when absent.
+fn shown(value: &Value, key: &str) -> String {
+    match value.get(key) {
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+        None => "?".into(),
     }
 }
 

@@ -19,5 +19,7 @@
 
 pub mod blender;
 pub mod cli;
+pub mod demo;
+pub mod headless;
 pub mod mcp;
 pub mod session;

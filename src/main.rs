@@ -1,7 +1,12 @@
 //! The `blender-session-mcp` binary: parse flags, send logs to stderr, run a command.
 
 use anyhow::Context;
-use blender_session_mcp::cli::{BlenderArgs, Cli, Command, LogFormat, ServeArgs};
+use std::time::Duration;
+
+use blender_session_mcp::cli::{BlenderRunArgs, Cli, Command, LogFormat, ServeArgs};
+use blender_session_mcp::headless::{
+    HeadlessBlender, HeadlessOptions, ensure_running, find_blender,
+};
 use blender_session_mcp::mcp::BlenderServer;
 use blender_session_mcp::session::Registry;
 use clap::Parser;
@@ -10,19 +15,52 @@ use rmcp::transport::stdio_pipes;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
-fn init_logs(args: &BlenderArgs) {
+/// Logs go to stderr: in serve mode stdout is the MCP channel.
+fn init_logs(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(false);
-    match args.log_format {
+    match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
 }
 
+/// The demo prints the design's log lines (`[YYYY-MM-DD HH:MM:SS] message`) on stdout.
+fn init_demo_logs() {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("blender_session_mcp=info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_timer(tracing_subscriber::fmt::time::ChronoLocal::new(
+            "[%Y-%m-%d %H:%M:%S]".into(),
+        ))
+        .with_target(false)
+        .with_level(false)
+        .with_ansi(false)
+        .init();
+}
+
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let target = args.blender.target();
+    let spawned = if args.spawn_blender {
+        ensure_running(&target, || args.spawn.options(&target))
+            .await
+            .context("--spawn-blender could not start Blender")?
+    } else {
+        None
+    };
+    let result = serve_mcp(&args).await;
+    if let Some(blender) = spawned {
+        tracing::info!("stopping the headless Blender started for this server");
+        let _ = blender.stop(Duration::from_secs(10)).await;
+    }
+    result
+}
+
+async fn serve_mcp(args: &ServeArgs) -> anyhow::Result<()> {
     let registry = Registry::new(args.registry_config());
     let cleanup = registry.spawn_cleanup();
     let stop = CancellationToken::new();
@@ -64,21 +102,62 @@ async fn stop_on_signal(stop: CancellationToken) {
     stop.cancel();
 }
 
+/// `blender`: run a headless Blender until Ctrl-C / SIGTERM or until it exits.
+async fn run_blender(args: BlenderRunArgs) -> anyhow::Result<()> {
+    let options = HeadlessOptions {
+        blender: find_blender(args.blender.as_deref())?,
+        host: args.host.clone(),
+        port: args.port,
+        blend_file: args.file.clone(),
+        startup_timeout: args.startup_timeout,
+    };
+    let mut blender = HeadlessBlender::start(&options).await?;
+    println!(
+        "Headless Blender ({}) serving the BlenderMCP protocol on {} (pid {}). Stop with Ctrl-C.",
+        options.blender.display(),
+        blender.target(),
+        blender.pid().unwrap_or(0)
+    );
+    let stop = CancellationToken::new();
+    tokio::spawn(stop_on_signal(stop.clone()));
+    tokio::select! {
+        _ = stop.cancelled() => {
+            let status = blender.stop(Duration::from_secs(10)).await?;
+            println!("Blender stopped ({status}).");
+            Ok(())
+        }
+        status = blender.wait() => {
+            let status = status?;
+            anyhow::ensure!(status.success(), "Blender exited on its own ({status})");
+            Ok(())
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         None => {
-            init_logs(&cli.serve.blender);
+            init_logs(cli.serve.blender.log_format);
             serve(cli.serve).await
         }
         Some(Command::Serve(args)) => {
-            init_logs(&args.blender);
+            init_logs(args.blender.log_format);
             serve(args).await
         }
         Some(Command::Check(args)) => {
-            init_logs(&args.blender);
+            init_logs(args.blender.log_format);
             let code = blender_session_mcp::cli::check(&args).await;
+            std::process::exit(code);
+        }
+        Some(Command::Blender(args)) => {
+            init_logs(args.log_format);
+            run_blender(args).await
+        }
+        Some(Command::Demo(args)) => {
+            init_demo_logs();
+            let code = blender_session_mcp::demo::run(&args).await;
             std::process::exit(code);
         }
     }

@@ -1,0 +1,267 @@
+//! Starting, watching and stopping a headless Blender that runs this project's own
+//! BlenderMCP-compatible server (`blender/bsm_server.py`, embedded in the binary).
+//!
+//! The popular GUI addon refuses to start under `blender -b` and its commands run on timers
+//! that never fire there; our script runs its own main-thread loop instead and speaks the
+//! same protocol, so the rest of this crate talks to it exactly as to the GUI addon.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use tokio::process::{Child, Command};
+
+use crate::blender::Target;
+
+/// The Blender-side server script.
+pub const SERVER_SCRIPT: &str = include_str!("../blender/bsm_server.py");
+
+/// How to install Blender where it is missing.
+pub const INSTALL_HINT: &str = "Install Blender (Debian/Ubuntu: sudo apt-get install --no-install-recommends blender; elsewhere: https://www.blender.org/download/), or point --blender / BLENDER_PATH at its executable.";
+
+/// Why a headless Blender could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum HeadlessError {
+    /// No Blender executable was found.
+    #[error("no Blender executable found ({looked}). {INSTALL_HINT}")]
+    NotFound {
+        /// Where we looked.
+        looked: String,
+    },
+    /// The process could not be spawned.
+    #[error("could not start {path}: {source}. {INSTALL_HINT}")]
+    Spawn {
+        /// The executable.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Writing the server script to a temporary file failed.
+    #[error("could not write the Blender server script to a temporary file: {0}")]
+    Script(#[source] std::io::Error),
+    /// Blender exited before its server answered.
+    #[error(
+        "Blender exited ({status}) before its server answered on {target}; its output above says why"
+    )]
+    Exited {
+        /// Where it should have listened.
+        target: Target,
+        /// How it exited.
+        status: ExitStatus,
+    },
+    /// The server did not answer in time.
+    #[error("Blender's server did not answer on {target} within {after:?}")]
+    Timeout {
+        /// Where it should have listened.
+        target: Target,
+        /// How long we waited.
+        after: Duration,
+    },
+    /// Something else already listens on the port.
+    #[error(
+        "something already listens on {0}; stop it or choose another port (--port / --blender-port)"
+    )]
+    PortInUse(Target),
+}
+
+/// What to start.
+#[derive(Debug, Clone)]
+pub struct HeadlessOptions {
+    /// The Blender executable.
+    pub blender: PathBuf,
+    /// Listen address (IPv4).
+    pub host: String,
+    /// Listen port.
+    pub port: u16,
+    /// A `.blend` file to open.
+    pub blend_file: Option<PathBuf>,
+    /// How long to wait for the server to answer.
+    pub startup_timeout: Duration,
+}
+
+/// Find the Blender executable: `explicit`, else `BLENDER_PATH`, else `blender` on `PATH`.
+pub fn find_blender(explicit: Option<&Path>) -> Result<PathBuf, HeadlessError> {
+    if let Some(path) = explicit {
+        return Ok(path.to_path_buf());
+    }
+    if let Some(path) = std::env::var_os("BLENDER_PATH").filter(|p| !p.is_empty()) {
+        return Ok(PathBuf::from(path));
+    }
+    let exe = if cfg!(windows) {
+        "blender.exe"
+    } else {
+        "blender"
+    };
+    if let Some(paths) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&paths) {
+            let candidate = dir.join(exe);
+            if candidate.is_file() {
+                return Ok(candidate);
+            }
+        }
+    }
+    Err(HeadlessError::NotFound {
+        looked: "no --blender, no BLENDER_PATH, no blender on PATH".into(),
+    })
+}
+
+/// Whether something accepts TCP connections on `target` right now.
+pub async fn port_answers(target: &Target) -> bool {
+    let host = target.host.trim_matches(['[', ']']).to_owned();
+    matches!(
+        tokio::time::timeout(
+            Duration::from_millis(500),
+            tokio::net::TcpStream::connect((host.as_str(), target.port))
+        )
+        .await,
+        Ok(Ok(_))
+    )
+}
+
+/// A running headless Blender. Dropping it kills Blender; [`HeadlessBlender::stop`] stops it
+/// cleanly.
+#[derive(Debug)]
+pub struct HeadlessBlender {
+    child: Child,
+    target: Target,
+    _script: tempfile::TempPath,
+}
+
+impl HeadlessBlender {
+    /// Start Blender in background mode with the server script, forward its output to this
+    /// process's stderr, and wait until the server answers.
+    pub async fn start(options: &HeadlessOptions) -> Result<Self, HeadlessError> {
+        let target = Target::new(options.host.clone(), options.port);
+        if port_answers(&target).await {
+            return Err(HeadlessError::PortInUse(target));
+        }
+        let mut script = tempfile::Builder::new()
+            .prefix("bsm_server_")
+            .suffix(".py")
+            .tempfile()
+            .map_err(HeadlessError::Script)?;
+        script
+            .write_all(SERVER_SCRIPT.as_bytes())
+            .map_err(HeadlessError::Script)?;
+        let script = script.into_temp_path();
+
+        let mut command = Command::new(&options.blender);
+        command.arg("-b");
+        if let Some(file) = &options.blend_file {
+            command.arg(file);
+        }
+        command
+            .arg("--python")
+            .arg(&script)
+            .args(["--", "--host", &options.host, "--port"])
+            .arg(options.port.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = command.spawn().map_err(|source| HeadlessError::Spawn {
+            path: options.blender.clone(),
+            source,
+        })?;
+        // Blender's own output goes to our stderr, never to stdout (the MCP channel).
+        if let Some(mut out) = child.stdout.take() {
+            tokio::spawn(async move {
+                let _ = tokio::io::copy(&mut out, &mut tokio::io::stderr()).await;
+            });
+        }
+        if let Some(mut err) = child.stderr.take() {
+            tokio::spawn(async move {
+                let _ = tokio::io::copy(&mut err, &mut tokio::io::stderr()).await;
+            });
+        }
+        let mut blender = HeadlessBlender {
+            child,
+            target,
+            _script: script,
+        };
+        blender.wait_ready(options.startup_timeout).await?;
+        Ok(blender)
+    }
+
+    async fn wait_ready(&mut self, timeout: Duration) -> Result<(), HeadlessError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(HeadlessError::Exited {
+                    target: self.target.clone(),
+                    status,
+                });
+            }
+            if port_answers(&self.target).await {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let _ = self.child.start_kill();
+                return Err(HeadlessError::Timeout {
+                    target: self.target.clone(),
+                    after: timeout,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Where the server listens.
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// Blender's process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// Wait until Blender exits by itself.
+    pub async fn wait(&mut self) -> std::io::Result<ExitStatus> {
+        self.child.wait().await
+    }
+
+    /// Stop Blender: SIGTERM (its server closes connections and Blender exits), then SIGKILL
+    /// if it has not exited within `grace`.
+    pub async fn stop(mut self, grace: Duration) -> std::io::Result<ExitStatus> {
+        #[cfg(unix)]
+        if let Some(pid) = self.child.id() {
+            use nix::sys::signal::{Signal, kill};
+            use nix::unistd::Pid;
+            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
+            if let Ok(status) = tokio::time::timeout(grace, self.child.wait()).await {
+                return status;
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = grace;
+        self.child.kill().await?;
+        self.child.wait().await
+    }
+}
+
+/// Make sure a Blender server answers on `target`: if something already listens there (a GUI
+/// Blender with the addon, say) leave it alone and return `None`; otherwise start a headless
+/// Blender with `options` and return it (the caller stops it).
+pub async fn ensure_running(
+    target: &Target,
+    options: impl FnOnce() -> Result<HeadlessOptions, HeadlessError>,
+) -> Result<Option<HeadlessBlender>, HeadlessError> {
+    if port_answers(target).await {
+        tracing::info!("Blender already listening on {target}; using it and leaving it alone");
+        return Ok(None);
+    }
+    let options = options()?;
+    tracing::info!(
+        "starting headless Blender ({}) on {target}",
+        options.blender.display()
+    );
+    let blender = HeadlessBlender::start(&options).await?;
+    tracing::info!(
+        "✓ headless Blender ready on {target} (pid {})",
+        blender.pid().unwrap_or(0)
+    );
+    Ok(Some(blender))
+}
