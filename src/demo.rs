@@ -3,8 +3,6 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
-
 use crate::cli::DemoArgs;
 use crate::headless::{HeadlessError, ensure_running};
 use crate::session::{Call, Registry, RegistryConfig};
