@@ -2,6 +2,7 @@
 #
 # Run inside Blender in background mode:
 #     blender -b [file.blend] --python bsm_server.py -- [--host 127.0.0.1] [--port 9876]
+#         [--parent-pid PID]   (stop when that process is no longer our parent)
 #
 # It speaks exactly the classic BlenderMCP addon protocol (TCP, one JSON object per request
 # and per reply, no framing; {"type", "params"} -> {"status": "success", "result"} or
@@ -59,6 +60,7 @@ def parse_args(argv):
     args = argv[argv.index("--") + 1:] if "--" in argv else []
     host = os.environ.get("BSM_HOST", "127.0.0.1")
     port = int(os.environ.get("BSM_PORT", "9876"))
+    parent = None
     i = 0
     while i < len(args):
         if args[i] == "--host" and i + 1 < len(args):
@@ -67,9 +69,12 @@ def parse_args(argv):
         elif args[i] == "--port" and i + 1 < len(args):
             port = int(args[i + 1])
             i += 2
+        elif args[i] == "--parent-pid" and i + 1 < len(args):
+            parent = int(args[i + 1])
+            i += 2
         else:
             i += 1
-    return host, port
+    return host, port, parent
 
 
 # ------------------------------------------------------------------ framing
@@ -351,7 +356,7 @@ def accept_loop(server):
 
 
 def main():
-    host, port = parse_args(sys.argv)
+    host, port, parent = parse_args(sys.argv)
     server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
@@ -376,6 +381,10 @@ def main():
         try:
             slot = JOBS.get(timeout=0.1)
         except queue.Empty:
+            # Started by blender-session-mcp: never outlive it (even if it was killed).
+            if parent is not None and os.getppid() != parent:
+                log("parent process %d is gone: stopping" % parent)
+                STOP.set()
             continue
         with STATS_LOCK:
             STATS["commands"] += 1

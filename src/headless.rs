@@ -157,6 +157,9 @@ impl HeadlessBlender {
             .arg(&script)
             .args(["--", "--host", &options.host, "--port"])
             .arg(options.port.to_string())
+            // The script stops Blender if this process dies without stopping it.
+            .arg("--parent-pid")
+            .arg(std::process::id().to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -187,7 +187,13 @@ async fn help_explains_every_flag() {
         "--max-sessions",
         "BLENDER_HOST",
         "BLENDER_PORT",
+        "--spawn-blender",
+        "--blender <PATH>",
+        "--blend-file",
+        "--startup-timeout",
         "check",
+        "blender",
+        "demo",
     ] {
         assert!(help.contains(flag), "--help lacks {flag}:\n{help}");
     }
@@ -217,4 +223,41 @@ async fn check_reports_what_it_found_or_how_to_fix_it() {
     let text = String::from_utf8_lossy(&out.stderr);
     assert!(text.contains("Troubleshooting"), "{text}");
     assert!(text.contains("Connect to MCP server"), "{text}");
+}
+
+#[tokio::test]
+async fn demo_without_blender_says_how_to_install_it() {
+    let port = support::closed_port();
+    let out = Command::new(BIN)
+        .args(["demo", "--blender-port", &port.to_string()])
+        .env("PATH", "/nonexistent")
+        .env_remove("BLENDER_PATH")
+        .output()
+        .await
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("Blender is not installed"), "{text}");
+    assert!(
+        text.contains("apt-get install --no-install-recommends blender"),
+        "{text}"
+    );
+
+    let out = Command::new(BIN)
+        .args([
+            "demo",
+            "--blender",
+            "/nonexistent/blender",
+            "--blender-port",
+            &port.to_string(),
+        ])
+        .output()
+        .await
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("could not start /nonexistent/blender"),
+        "{text}"
+    );
 }
