@@ -170,6 +170,10 @@ pub struct ServeArgs {
     /// Most sessions alive at once; creating one more is an error.
     #[arg(long, default_value_t = 1000)]
     pub max_sessions: usize,
+    /// Largest MCP message accepted on stdin (`256MiB`). rmcp drops longer lines unanswered;
+    /// shorter ones that carry too much code get a clear error (--max-request-bytes).
+    #[arg(long, default_value = "256MiB", value_parser = parse_bytes)]
+    pub max_message_bytes: usize,
     /// When nothing listens on --blender-host:--blender-port, start a headless Blender there
     /// for the server's lifetime (a running GUI Blender on that port is left alone).
     #[arg(long)]

@@ -11,7 +11,6 @@ use blender_session_mcp::mcp::BlenderServer;
 use blender_session_mcp::session::Registry;
 use clap::Parser;
 use rmcp::ServiceExt;
-use rmcp::transport::stdio_pipes;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
@@ -65,17 +64,34 @@ async fn serve_mcp(args: &ServeArgs) -> anyhow::Result<()> {
     let cleanup = registry.spawn_cleanup();
     let stop = CancellationToken::new();
     tokio::spawn(stop_on_signal(stop.clone()));
+    // stdin EOF or a signal closes every session at once: commands in flight end (recorded
+    // as cancelled) and their Blender connections are closed before the process exits.
+    let eof = CancellationToken::new();
+    let closer = {
+        let (registry, eof, stop) = (registry.clone(), eof.clone(), stop.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = eof.cancelled() => tracing::info!("stdin closed: shutting down"),
+                _ = stop.cancelled() => {}
+            }
+            registry.shutdown().await;
+        })
+    };
 
     let server = BlenderServer::new(registry.clone());
-    let service = server
-        .serve_with_ct(stdio_pipes(), stop.clone())
-        .await
-        .context("MCP initialization over stdio failed")?;
-    let reason = service.waiting().await;
-    tracing::info!("MCP service ended: {reason:?}");
-    registry.shutdown().await;
+    let transport = blender_session_mcp::mcp::stdio::transport(args.max_message_bytes, eof.clone());
+    let outcome = match server.serve_with_ct(transport, stop.clone()).await {
+        Ok(service) => {
+            let reason = service.waiting().await;
+            tracing::info!("MCP service ended: {reason:?}");
+            Ok(())
+        }
+        Err(e) => Err(anyhow::Error::new(e).context("MCP initialization over stdio failed")),
+    };
+    eof.cancel();
+    let _ = closer.await;
     let _ = cleanup.await;
-    Ok(())
+    outcome
 }
 
 async fn stop_on_signal(stop: CancellationToken) {

@@ -4,6 +4,7 @@
 //! do; JSON-RPC errors are left to rmcp for requests that cannot be routed.
 
 pub mod params;
+pub mod stdio;
 
 use std::sync::Arc;
 

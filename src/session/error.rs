@@ -23,6 +23,9 @@ pub enum SessionError {
         /// `--max-sessions`.
         limit: usize,
     },
+    /// The server is shutting down; nothing was sent.
+    #[error("The server is shutting down; nothing was sent to Blender.")]
+    ShuttingDown,
     /// Blender could not be reached; nothing was sent.
     #[error(
         "{source}. Nothing was sent. Check that Blender is running, that the BlenderMCP addon is enabled and its server is started (\"Connect to MCP server\" in the 3D viewport's BlenderMCP sidebar tab), and that the host and port are right (this session uses {target}; set --blender-host/--blender-port or BLENDER_HOST/BLENDER_PORT). Then call the tool again: the session reconnects by itself."

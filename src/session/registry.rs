@@ -225,6 +225,9 @@ impl Registry {
         let target = target.unwrap_or_else(|| self.inner.config.default_target.clone());
         let session = {
             let mut sessions = self.sessions();
+            if self.inner.shutdown.is_cancelled() {
+                return Err(SessionError::ShuttingDown);
+            }
             if sessions.len() >= self.inner.config.max_sessions {
                 return Err(SessionError::TooManySessions {
                     limit: self.inner.config.max_sessions,

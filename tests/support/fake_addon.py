@@ -21,14 +21,33 @@ Events are printed to stdout as JSON lines for the test harness:
 
 Options: --port N (0 = any free port), --protocol N (0 = classic addon without ping /
 get_addon_info; >= 5 adds them; >= 14 adds screenshot return_data).
+
+Fault injection: each line written to the fake's stdin is a JSON fault spec, acknowledged
+with an `armed` event. A spec applies to the next `count` (default 1) requests matching its
+optional `type`; connection faults apply to the next accepted connections. Kinds:
+  delay {seconds}          hold the "main thread" this long before executing
+  slow_reply {seconds}     execute, then wait this long before replying
+  close_before_reply       execute, then close without replying (killed mid-command)
+  close_after_read         read the request, close without executing
+  reset_after_read         read the request, abort the connection with a TCP RST
+  never_answer             read the request, never execute nor reply, keep the connection
+  byte_by_byte             execute, reply one byte per send
+  garbage {bytes}          reply with these bytes instead of JSON
+  trailing                 execute, reply, then send a second, unrequested JSON reply
+  oversize {size}          reply with a success result string of `size` characters
+  close_on_accept          (connection fault) close the next accepted connection at once
+Every applied fault is reported as a `fault` event. EOF on stdin ends the fake.
 """
 import argparse
 import base64
+import hashlib
 import io
 import json
 import os
 import socket
+import struct
 import sys
+import time
 import threading
 import traceback
 import types
@@ -38,6 +57,24 @@ EVENT_LOCK = threading.Lock()
 MAIN_THREAD = threading.Lock()  # commands run one at a time, like Blender's main thread
 REAL_STDOUT = sys.stdout
 SEQ = [0]
+FAULTS_LOCK = threading.Lock()
+FAULTS = []  # armed fault specs, each {"kind", "type"?, "count"}
+CONNECTION_FAULTS = ("close_on_accept",)
+
+
+def take_fault(conn_level, cmd_type=None):
+    """Pop (consume one use of) the first armed fault matching, or return None."""
+    with FAULTS_LOCK:
+        for spec in FAULTS:
+            if (spec["kind"] in CONNECTION_FAULTS) != conn_level:
+                continue
+            if not conn_level and spec.get("type") not in (None, cmd_type):
+                continue
+            spec["count"] -= 1
+            if spec["count"] <= 0:
+                FAULTS.remove(spec)
+            return dict(spec)
+    return None
 
 # A 1x1 PNG.
 PNG = base64.b64decode(
@@ -45,8 +82,8 @@ PNG = base64.b64decode(
 )
 
 
-def event(kind, **fields):
-    fields["event"] = kind
+def event(name, **fields):
+    fields["event"] = name
     with EVENT_LOCK:
         REAL_STDOUT.write(json.dumps(fields) + "\n")
         REAL_STDOUT.flush()
@@ -410,6 +447,18 @@ class Addon:
             return {"status": "error", "message": str(e)}
 
 
+def send_reply(client, payload, fault):
+    kind = fault["kind"] if fault else None
+    if kind == "byte_by_byte":
+        for i in range(len(payload)):
+            client.sendall(payload[i:i + 1])
+            time.sleep(0.0005)
+    elif kind == "trailing":
+        client.sendall(payload + json.dumps({"status": "success", "result": "unrequested"}).encode())
+    else:
+        client.sendall(payload)
+
+
 def handle_client(addon, client, conn_id):
     buffer = b""
     try:
@@ -422,15 +471,39 @@ def handle_client(addon, client, conn_id):
                 command = json.loads(buffer.decode("utf-8"))
             except json.JSONDecodeError:
                 continue  # incomplete: wait for more (a UnicodeDecodeError escapes, as in the addon)
-            event("request", conn=conn_id, type=command.get("type"), bytes=len(buffer))
+            digest = hashlib.sha1(buffer).hexdigest()[:16]
+            event("request", conn=conn_id, type=command.get("type"), bytes=len(buffer), digest=digest)
             buffer = b""
+            fault = take_fault(False, command.get("type"))
+            kind = fault["kind"] if fault else None
+            if fault:
+                event("fault", conn=conn_id, kind=kind, type=command.get("type"))
+            if kind == "close_after_read":
+                break
+            if kind == "reset_after_read":
+                client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                break
+            if kind == "never_answer":
+                continue
+            if kind == "garbage":
+                client.sendall(fault.get("bytes", "HTTP/1.1 400 Bad Request\r\n\r\n").encode())
+                continue
             with MAIN_THREAD:
+                if kind == "delay":
+                    time.sleep(float(fault.get("seconds", 1)))
                 SEQ[0] += 1
                 seq = SEQ[0]
-                response = addon.execute_command(command)
-                event("executed", conn=conn_id, type=command.get("type"), seq=seq)
+                if kind == "oversize":
+                    response = {"status": "success", "result": "x" * int(fault.get("size", 1 << 20))}
+                else:
+                    response = addon.execute_command(command)
+                event("executed", conn=conn_id, type=command.get("type"), seq=seq, digest=digest)
+            if kind == "close_before_reply":
+                break
+            if kind == "slow_reply":
+                time.sleep(float(fault.get("seconds", 1)))
             try:
-                client.sendall(json.dumps(response).encode("utf-8"))
+                send_reply(client, json.dumps(response).encode("utf-8"), fault)
             except OSError:
                 pass
     except Exception as e:  # the addon prints and drops the client
@@ -443,11 +516,19 @@ def handle_client(addon, client, conn_id):
         event("closed", conn=conn_id)
 
 
-def exit_when_parent_goes():
-    """The test harness holds our stdin open; when it goes away (even by crashing), so do we."""
+def read_control():
+    """Fault specs arrive as JSON lines on stdin. The test harness holds stdin open; when it
+    goes away (even by crashing), so do we."""
     try:
-        while sys.stdin.buffer.read(4096):
-            pass
+        for line in sys.stdin:
+            line = line.strip()
+            if not line:
+                continue
+            spec = json.loads(line)
+            spec["count"] = int(spec.get("count", 1))
+            with FAULTS_LOCK:
+                FAULTS.append(spec)
+            event("armed", kind=spec["kind"])
     finally:
         os._exit(0)
 
@@ -458,7 +539,7 @@ def main():
     parser.add_argument("--protocol", type=int, default=0)
     args = parser.parse_args()
     if not sys.stdin.isatty():
-        threading.Thread(target=exit_when_parent_goes, daemon=True).start()
+        threading.Thread(target=read_control, daemon=True).start()
     addon = Addon(args.protocol)
     server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -470,6 +551,11 @@ def main():
         client, _addr = server.accept()
         conn_id += 1
         event("accepted", conn=conn_id)
+        if take_fault(True):
+            event("fault", conn=conn_id, kind="close_on_accept")
+            client.close()
+            event("closed", conn=conn_id)
+            continue
         threading.Thread(target=handle_client, args=(addon, client, conn_id), daemon=True).start()
 
 

@@ -138,6 +138,42 @@ impl FakeAddon {
             .await;
     }
 
+    /// Arm a fault (see `fake_addon.py`): it applies to the next matching request(s) or
+    /// connection(s). Returns once the fake has acknowledged it.
+    pub async fn arm(&mut self, spec: Value) {
+        use tokio::io::AsyncWriteExt;
+        let before = self.count("armed");
+        let stdin = self._stdin.as_mut().expect("the fake's stdin");
+        stdin
+            .write_all(format!("{spec}\n").as_bytes())
+            .await
+            .expect("write a fault spec");
+        stdin.flush().await.expect("flush");
+        self.wait_count("armed", before + 1).await;
+    }
+
+    /// Request digests the fake received (a wrapped execute_code request is unique, so a
+    /// repeated digest means a command was sent twice).
+    pub fn request_digests(&self) -> Vec<String> {
+        self.of("request")
+            .iter()
+            .filter_map(|e| e["digest"].as_str().map(str::to_owned))
+            .collect()
+    }
+
+    /// Assert that no request reached the fake twice.
+    pub fn assert_nothing_sent_twice(&self) {
+        let digests = self.request_digests();
+        let mut unique = digests.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(
+            unique.len(),
+            digests.len(),
+            "a request was sent twice: {digests:?}"
+        );
+    }
+
     /// Kill the fake (like Blender being killed).
     pub async fn kill(&mut self) {
         let _ = self.child.kill().await;
