@@ -62,8 +62,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 async fn serve_mcp(args: &ServeArgs) -> anyhow::Result<()> {
     let registry = Registry::new(args.registry_config());
     let cleanup = registry.spawn_cleanup();
-    let stop = CancellationToken::new();
-    tokio::spawn(stop_on_signal(stop.clone()));
+    let stop = stop_on_signal();
     // stdin EOF or a signal closes every session at once: commands in flight end (recorded
     // as cancelled) and their Blender connections are closed before the process exits.
     let eof = CancellationToken::new();
@@ -94,28 +93,40 @@ async fn serve_mcp(args: &ServeArgs) -> anyhow::Result<()> {
     outcome
 }
 
-async fn stop_on_signal(stop: CancellationToken) {
+/// A token cancelled on Ctrl-C or SIGTERM. The handlers are installed before this returns,
+/// so a signal that arrives at any later moment is caught.
+fn stop_on_signal() -> CancellationToken {
+    let stop = CancellationToken::new();
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
+        match (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) {
+            (Ok(mut int), Ok(mut term)) => {
+                let stop = stop.clone();
+                tokio::spawn(async move {
+                    tokio::select! {
+                        _ = int.recv() => {}
+                        _ = term.recv() => {}
+                    }
+                    tracing::info!("signal received: shutting down");
+                    stop.cancel();
+                });
             }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+            _ => tracing::warn!("could not install signal handlers"),
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let _ = tokio::signal::ctrl_c().await;
+            stop.cancel();
+        });
     }
-    tracing::info!("signal received: shutting down");
-    stop.cancel();
+    stop
 }
 
 /// `blender`: run a headless Blender until Ctrl-C / SIGTERM or until it exits.
@@ -127,6 +138,7 @@ async fn run_blender(args: BlenderRunArgs) -> anyhow::Result<()> {
         blend_file: args.file.clone(),
         startup_timeout: args.startup_timeout,
     };
+    let stop = stop_on_signal();
     let mut blender = HeadlessBlender::start(&options).await?;
     println!(
         "Headless Blender ({}) serving the BlenderMCP protocol on {} (pid {}). Stop with Ctrl-C.",
@@ -134,8 +146,6 @@ async fn run_blender(args: BlenderRunArgs) -> anyhow::Result<()> {
         blender.target(),
         blender.pid().unwrap_or(0)
     );
-    let stop = CancellationToken::new();
-    tokio::spawn(stop_on_signal(stop.clone()));
     tokio::select! {
         _ = stop.cancelled() => {
             let status = blender.stop(Duration::from_secs(10)).await?;

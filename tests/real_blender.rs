@@ -100,6 +100,20 @@ fn structured(r: &CallToolResult) -> Value {
         .expect("structured content")
 }
 
+/// Wait until Blender reports `expected` open connections (a probe connection that was just
+/// closed may still be counted for a moment) and return the last count seen.
+async fn wait_clients(client: &Client, session: &str, expected: u64) -> u64 {
+    let mut clients = blender_clients(client, session).await;
+    for _ in 0..100 {
+        if clients == expected {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        clients = blender_clients(client, session).await;
+    }
+    clients
+}
+
 /// Blender-side view of the connections (our server script reports them).
 async fn blender_clients(client: &Client, session: &str) -> u64 {
     let r = call(
@@ -255,7 +269,7 @@ async fn two_sessions_keep_their_own_connections_and_blender_serializes_them() {
         .expect("id")
         .to_owned();
     assert_eq!(
-        blender_clients(&client, &a).await,
+        wait_clients(&client, &a, 2).await,
         2,
         "Blender sees two clients"
     );
@@ -340,19 +354,11 @@ async fn closing_and_idle_cleanup_close_the_connection_on_blenders_side() {
         .as_str()
         .expect("id")
         .to_owned();
-    assert_eq!(blender_clients(&client, &keeper).await, 2);
+    assert_eq!(wait_clients(&client, &keeper, 2).await, 2);
     ok(&call(&client, "close_session", json!({"session_id": closed})).await);
-    // The close is complete when close_session returns; Blender notices the FIN at once.
-    let mut clients = blender_clients(&client, &keeper).await;
-    for _ in 0..50 {
-        if clients == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        clients = blender_clients(&client, &keeper).await;
-    }
     assert_eq!(
-        clients, 1,
+        wait_clients(&client, &keeper, 1).await,
+        1,
         "close_session closed the connection on Blender's side"
     );
 
@@ -361,7 +367,7 @@ async fn closing_and_idle_cleanup_close_the_connection_on_blenders_side() {
         .as_str()
         .expect("id")
         .to_owned();
-    assert_eq!(blender_clients(&client, &keeper).await, 2);
+    assert_eq!(wait_clients(&client, &keeper, 2).await, 2);
     let mut reaped = false;
     for _ in 0..100 {
         // Asking through the keeper keeps it active.

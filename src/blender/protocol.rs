@@ -16,6 +16,7 @@
 
 use std::io;
 
+use serde::Serialize;
 use serde_json::{Value, ser::Formatter};
 
 /// A codec-level failure: the bytes on the wire cannot be trusted any more.
@@ -47,7 +48,7 @@ pub enum ProtocolError {
     },
     /// The encoded request is larger than `--max-request-bytes`; nothing was sent.
     #[error(
-        "the request is {size} bytes, above the {limit}-byte limit (--max-request-bytes); nothing was sent. Send the code in smaller pieces"
+        "the request is over the {limit}-byte limit (--max-request-bytes; at least {size} bytes); nothing was sent. Send the code in smaller pieces"
     )]
     RequestTooLarge {
         /// Size of the encoded request.
@@ -168,14 +169,49 @@ pub fn encode_request(
         #[serde(skip_serializing_if = "Option::is_none")]
         params: Option<&'a Value>,
     }
-    let bytes = encode_ascii(&Request { command, params });
-    if bytes.len() > limit {
+    // Stop serializing as soon as the limit is passed: a 100 MB request costs no more than
+    // the limit.
+    let mut out = LimitedWriter {
+        bytes: Vec::with_capacity(128),
+        limit,
+        exceeded: false,
+    };
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, AsciiFormatter);
+    let written = Request { command, params }.serialize(&mut ser);
+    if out.exceeded {
         return Err(ProtocolError::RequestTooLarge {
-            size: bytes.len(),
+            size: out.bytes.len().max(limit + 1),
             limit,
         });
     }
-    Ok(bytes)
+    match written {
+        Ok(()) => Ok(out.bytes),
+        Err(e) => Err(ProtocolError::Malformed {
+            detail: format!("the request could not be encoded: {e}"),
+        }),
+    }
+}
+
+/// A `Vec` writer that refuses to grow past `limit` bytes.
+struct LimitedWriter {
+    bytes: Vec<u8>,
+    limit: usize,
+    exceeded: bool,
+}
+
+impl io::Write for LimitedWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.bytes.len() + buf.len() > self.limit {
+            self.exceeded = true;
+            return Err(io::Error::other("request size limit exceeded"));
+        }
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Serialize any value as JSON with all non-ASCII characters escaped.

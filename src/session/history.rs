@@ -140,6 +140,11 @@ impl History {
     }
 }
 
+/// A string as it should be stored in history, without copying more than is kept.
+pub fn recordable_str(s: &str) -> Value {
+    Value::String(truncate_str(s, MAX_RECORDED_VALUE_BYTES))
+}
+
 /// A value as it should be stored in history: itself when small, else a preview.
 pub fn recordable(value: &Value) -> Value {
     match value {

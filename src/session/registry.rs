@@ -22,14 +22,14 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::blender::protocol::encode_request;
+use crate::blender::protocol::{ProtocolError, encode_request};
 use crate::blender::script;
 use crate::blender::{
     Connection, ConnectionError, IdleState, Reply, Snapshot, Target, in_band_error,
 };
 
 use super::error::SessionError;
-use super::history::{HistoryEntry, Outcome, recordable};
+use super::history::{HistoryEntry, Outcome, recordable, recordable_str};
 use super::session::{
     AddonInfo, Link, Selection, Session, SessionHistory, SessionInfo, new_session_id, unix_now,
 };
@@ -302,9 +302,10 @@ impl Registry {
         params: Option<Value>,
         call: &Call,
     ) -> Result<Value, SessionError> {
-        let args = json!({"type": command, "params": params.clone()});
+        let request = self.encode(command, params.as_ref());
+        let args = json!({"type": command, "params": params});
         let result = self
-            .run(id, call, command, params, args, |result| {
+            .run(id, call, command, request, args, |result| {
                 Interpreted::plain(result.clone(), result)
             })
             .await?;
@@ -327,13 +328,27 @@ impl Registry {
         code: &str,
         call: &Call,
     ) -> Result<CodeOutput, SessionError> {
-        let (program, markers) = script::wrap_user_code(code, self.inner.config.track_state);
+        let limit = self.inner.config.max_request_bytes;
+        let (request, markers) = if code.len() > limit {
+            // The wrapped request is always larger than the code: refuse before wrapping.
+            let refused = ProtocolError::RequestTooLarge {
+                size: code.len(),
+                limit,
+            };
+            (Err(refused), script::Markers::new())
+        } else {
+            let (program, markers) = script::wrap_user_code(code, self.inner.config.track_state);
+            (
+                self.encode("execute_code", Some(&json!({"code": program}))),
+                markers,
+            )
+        };
         self.run(
             id,
             call,
             "execute_code",
-            Some(json!({"code": program})),
-            json!({"code": code}),
+            request,
+            json!({"code": recordable_str(code)}),
             move |result| match script::parse_wrapped(&result, &markers) {
                 Ok(out) => {
                     let snapshot = out.report.state;
@@ -366,11 +381,12 @@ impl Registry {
     /// one round trip, and refresh the session state from it.
     pub async fn scene_info(&self, id: &str, call: &Call) -> Result<Value, SessionError> {
         let (program, markers) = script::scene_info_program();
+        let request = self.encode("execute_code", Some(&json!({"code": program})));
         self.run(
             id,
             call,
             "execute_code",
-            Some(json!({"code": program})),
+            request,
             json!({}),
             move |result| match script::parse_scene_info(&result, &markers) {
                 Ok((_stray, info)) => {
@@ -421,12 +437,13 @@ impl Registry {
                 json!({"max_size": max_size, "format": "png", "filepath": path.to_string_lossy()})
             }
         };
+        let request = self.encode("get_viewport_screenshot", Some(&params));
         let outcome = self
             .run(
                 id,
                 call,
                 "get_viewport_screenshot",
-                Some(params.clone()),
+                request,
                 params,
                 |result| Interpreted {
                     recorded: json!({"width": result.get("width"), "height": result.get("height")}),
@@ -635,14 +652,20 @@ impl Registry {
         Ok(())
     }
 
-    /// The one path every recorded command takes. `history_args` is what the history shows
-    /// as the arguments; `interpret` turns a success result into the caller's output.
+    /// Encode a request under the `--max-request-bytes` cap.
+    fn encode(&self, command: &str, params: Option<&Value>) -> Result<Vec<u8>, ProtocolError> {
+        encode_request(command, params, self.inner.config.max_request_bytes)
+    }
+
+    /// The one path every recorded command takes. `request` is the encoded request (or why
+    /// it cannot be sent); `history_args` is what the history shows as the arguments;
+    /// `interpret` turns a success result into the caller's output.
     async fn run<T>(
         &self,
         id: &str,
         call: &Call,
         command: &str,
-        params: Option<Value>,
+        request: Result<Vec<u8>, ProtocolError>,
         history_args: Value,
         interpret: impl FnOnce(Value) -> Interpreted<T>,
     ) -> Result<T, SessionError> {
@@ -651,11 +674,7 @@ impl Registry {
         let timestamp = unix_now();
         let started = Instant::now();
 
-        let outcome = match encode_request(
-            command,
-            params.as_ref(),
-            self.inner.config.max_request_bytes,
-        ) {
+        let outcome = match request {
             Err(e) => Interpreted::failed(SessionError::RequestRefused(e)),
             Ok(request) => {
                 tracing::info!("→ Command sent: {command} (session: {})", session.id);

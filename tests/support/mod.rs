@@ -198,3 +198,121 @@ pub fn closed_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     l.local_addr().expect("addr").port()
 }
+
+/// The server binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_blender-session-mcp");
+
+/// The server binary driven with raw JSON-RPC lines, checking that every stdout line is
+/// JSON-RPC and collecting stderr.
+pub struct RawServer {
+    pub child: Child,
+    stdin: Option<tokio::process::ChildStdin>,
+    lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    stderr: Option<tokio::task::JoinHandle<String>>,
+    /// Every stdout line seen so far.
+    pub stdout_lines: Vec<String>,
+}
+
+impl RawServer {
+    /// Spawn the binary with `args` and initialize an MCP session.
+    pub async fn start(args: &[&str]) -> Self {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn the server");
+        let stdin = child.stdin.take();
+        let lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let mut stderr = child.stderr.take().expect("stderr");
+        let stderr = tokio::spawn(async move {
+            let mut s = String::new();
+            let _ = tokio::io::AsyncReadExt::read_to_string(&mut stderr, &mut s).await;
+            s
+        });
+        let mut server = RawServer {
+            child,
+            stdin,
+            lines,
+            stderr: Some(stderr),
+            stdout_lines: Vec::new(),
+        };
+        let init = server
+            .request(
+                serde_json::json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+                "protocolVersion": "2025-06-18", "capabilities": {},
+                "clientInfo": {"name": "raw-test", "version": "0"}}}),
+            )
+            .await;
+        assert_eq!(init["result"]["serverInfo"]["name"], "blender-session-mcp");
+        server
+            .send_line(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)
+            .await;
+        server
+    }
+
+    /// Write one raw line.
+    pub async fn send_line(&mut self, line: &str) {
+        use tokio::io::AsyncWriteExt;
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        stdin.write_all(line.as_bytes()).await.expect("write");
+        stdin.write_all(b"\n").await.expect("write");
+        stdin.flush().await.expect("flush");
+    }
+
+    /// Read the next stdout line (it must be JSON-RPC), or `None` at EOF.
+    pub async fn next_message(&mut self) -> Option<Value> {
+        let line = tokio::time::timeout(Duration::from_secs(60), self.lines.next_line())
+            .await
+            .expect("the server answers in time")
+            .expect("read stdout")?;
+        let v: Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("non-JSON on stdout ({e}): {line:?}"));
+        assert_eq!(v["jsonrpc"], "2.0", "not JSON-RPC: {line}");
+        self.stdout_lines.push(line);
+        Some(v)
+    }
+
+    /// Send a request and return the response with the same id.
+    pub async fn request(&mut self, message: Value) -> Value {
+        let id = message["id"].clone();
+        self.send_line(&message.to_string()).await;
+        loop {
+            let v = self.next_message().await.expect("stdout open");
+            if v.get("id") == Some(&id) {
+                return v;
+            }
+        }
+    }
+
+    /// Call a tool; returns the JSON-RPC response.
+    pub async fn call_tool(&mut self, id: u64, name: &str, arguments: Value) -> Value {
+        self.request(
+            serde_json::json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+            "params": {"name": name, "arguments": arguments}}),
+        )
+        .await
+    }
+
+    /// Close stdin (EOF for the server).
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    /// Wait for the process to exit; drain stdout (checking every line) and return
+    /// (exit status, stderr).
+    pub async fn finish(mut self) -> (std::process::ExitStatus, String) {
+        let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .expect("the server exits")
+            .expect("status");
+        while self.next_message().await.is_some() {}
+        let stderr = match self.stderr.take() {
+            Some(task) => task.await.unwrap_or_default(),
+            None => String::new(),
+        };
+        (status, stderr)
+    }
+}
