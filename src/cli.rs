@@ -212,6 +212,7 @@ impl ServeArgs {
             cleanup_interval: self.cleanup_interval,
             max_sessions: self.max_sessions.max(1),
             track_state: !self.no_track_state,
+            connect_on_create: true,
         }
     }
 }

@@ -57,6 +57,9 @@ pub struct RegistryConfig {
     pub max_sessions: usize,
     /// Whether `execute_code` also snapshots the scene state.
     pub track_state: bool,
+    /// Whether `create_session` connects at once (the design's behaviour) or leaves it to
+    /// the session's first command.
+    pub connect_on_create: bool,
 }
 
 impl Default for RegistryConfig {
@@ -72,6 +75,7 @@ impl Default for RegistryConfig {
             cleanup_interval: Duration::from_secs(300),
             max_sessions: 1000,
             track_state: true,
+            connect_on_create: true,
         }
     }
 }
@@ -246,9 +250,11 @@ impl Registry {
             session
         };
         tracing::info!("✓ Session created: {}", session.id);
-        let mut link = session.link.lock().await;
-        if let Err(e) = self.ensure_connected(&session, &mut link).await {
-            tracing::warn!("✗ Blender not reachable for session {}: {e}", session.id);
+        if self.inner.config.connect_on_create {
+            let mut link = session.link.lock().await;
+            if let Err(e) = self.ensure_connected(&session, &mut link).await {
+                tracing::warn!("✗ Blender not reachable for session {}: {e}", session.id);
+            }
         }
         Ok(session.id.clone())
     }
