@@ -284,18 +284,29 @@ impl ReplyDecoder {
     fn scan(&mut self) -> Result<Option<Reply>, ProtocolError> {
         let mut i = self.scanned;
         while i < self.buf.len() {
-            let b = self.buf[i];
-            i += 1;
             if self.in_string {
                 if self.escaped {
                     self.escaped = false;
-                } else if b == b'\\' {
-                    self.escaped = true;
-                } else if b == b'"' {
-                    self.in_string = false;
+                    i += 1;
+                    continue;
+                }
+                // Jump to the next quote or backslash: long strings (a big stdout) are
+                // skipped at memchr speed instead of byte by byte.
+                match memchr::memchr2(b'"', b'\\', &self.buf[i..]) {
+                    None => i = self.buf.len(),
+                    Some(offset) => {
+                        if self.buf[i + offset] == b'\\' {
+                            self.escaped = true;
+                        } else {
+                            self.in_string = false;
+                        }
+                        i += offset + 1;
+                    }
                 }
                 continue;
             }
+            let b = self.buf[i];
+            i += 1;
             if !self.started {
                 match b {
                     b' ' | b'\t' | b'\r' | b'\n' => continue,
