@@ -299,6 +299,34 @@ fn bare_samples(port: u16, request: &[u8], warmup: usize, n: usize) -> Vec<Durat
         .collect()
 }
 
+/// The same bare round trip on a tokio socket: the floor for our (async) code paths.
+async fn async_samples(port: u16, request: &[u8], warmup: usize, n: usize) -> Vec<Duration> {
+    let mut sock = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    sock.set_nodelay(true).expect("nodelay");
+    let mut buf = Vec::new();
+    let mut chunk = vec![0u8; 65536];
+    let mut samples = Vec::with_capacity(n);
+    for i in 0..warmup + n {
+        let t0 = Instant::now();
+        sock.write_all(request).await.expect("write");
+        buf.clear();
+        loop {
+            let got = sock.read(&mut chunk).await.expect("read");
+            assert!(got > 0, "twin closed");
+            buf.extend_from_slice(&chunk[..got]);
+            if serde_json::from_slice::<serde::de::IgnoredAny>(&buf).is_ok() {
+                break;
+            }
+        }
+        if i >= warmup {
+            samples.push(t0.elapsed());
+        }
+    }
+    samples
+}
+
 type Client = RunningService<RoleClient, ()>;
 
 /// Spawn the server binary and connect an rmcp client to it (with a line limit large enough
@@ -395,11 +423,21 @@ async fn bench(scale: Scale) -> Table {
     let mut t = Table::new();
     let twin = Twin::start(0);
 
-    // 1. Floor: bare TCP against the twin, no MCP.
+    // 1. Floor: bare TCP against the twin, no MCP. The blocking client is the classic
+    // floor; the tokio one is the fair floor for our async code (same reactor wake-ups).
     let get_scene = encode_request("get_scene_info", None, usize::MAX).expect("encode");
     let mut floor = bare_samples(twin.port, &get_scene, scale.warmup, scale.calls);
-    let floor_get_scene = p50(&mut floor);
-    t.timings("floor: bare TCP `get_scene_info`", &mut floor, "—");
+    t.timings(
+        "floor: bare TCP `get_scene_info` (blocking client)",
+        &mut floor,
+        "—",
+    );
+    let mut floor = async_samples(twin.port, &get_scene, scale.warmup, scale.calls).await;
+    t.timings(
+        "floor: bare TCP `get_scene_info` (tokio client)",
+        &mut floor,
+        "—",
+    );
     let (scene_prog, _) = script::scene_info_program();
     let scene_req = encode_request(
         "execute_code",
@@ -407,10 +445,10 @@ async fn bench(scale: Scale) -> Table {
         usize::MAX,
     )
     .expect("encode");
-    let mut floor = bare_samples(twin.port, &scene_req, scale.warmup, scale.calls);
+    let mut floor = async_samples(twin.port, &scene_req, scale.warmup, scale.calls).await;
     let floor_scene = p50(&mut floor);
     t.timings(
-        "floor: bare TCP, the scene program our `get_scene_info` sends",
+        "floor: the scene program our `get_scene_info` sends (tokio client)",
         &mut floor,
         "—",
     );
@@ -421,10 +459,10 @@ async fn bench(scale: Scale) -> Table {
         usize::MAX,
     )
     .expect("encode");
-    let mut floor = bare_samples(twin.port, &exec_req, scale.warmup, scale.calls);
+    let mut floor = async_samples(twin.port, &exec_req, scale.warmup, scale.calls).await;
     let floor_exec = p50(&mut floor);
     t.timings(
-        "floor: bare TCP, the wrapped `execute_code` our tool sends",
+        "floor: the wrapped `execute_code` our tool sends (tokio client)",
         &mut floor,
         "—",
     );
@@ -500,7 +538,6 @@ async fn bench(scale: Scale) -> Table {
             "overhead ≤ 150 µs",
         );
     }
-    let _ = floor_get_scene;
     let server_rss = rss_kib(child.id(), "VmRSS:");
     t.value(
         "server RSS after those calls",
