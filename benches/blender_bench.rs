@@ -11,7 +11,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::Stdio;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -27,6 +27,43 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const BIN: &str = env!("CARGO_BIN_EXE_blender-session-mcp");
+
+/// Counts live heap bytes, so memory figures are exact rather than read off noisy RSS.
+struct CountingAlloc;
+
+static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every call is forwarded unchanged to the system allocator; we only count sizes.
+unsafe impl std::alloc::GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        LIVE_BYTES.fetch_add(layout.size(), Ordering::Relaxed);
+        // SAFETY: same contract as our caller's.
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        LIVE_BYTES.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: same contract as our caller's.
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
+        LIVE_BYTES.fetch_add(layout.size(), Ordering::Relaxed);
+        // SAFETY: same contract as our caller's.
+        unsafe { std::alloc::System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
+        LIVE_BYTES.fetch_add(new_size, Ordering::Relaxed);
+        LIVE_BYTES.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: same contract as our caller's.
+        unsafe { std::alloc::System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: CountingAlloc = CountingAlloc;
+
+fn live_heap() -> usize {
+    LIVE_BYTES.load(Ordering::Relaxed)
+}
 const MB: usize = 1 << 20;
 
 // ------------------------------------------------------------------------------------ twin
@@ -96,11 +133,22 @@ fn twin_reply(request: &Value) -> Value {
     }
 }
 
-async fn twin_connection(
-    mut sock: tokio::net::TcpStream,
-    main: Arc<tokio::sync::Mutex<()>>,
-    delay: Duration,
-) {
+/// The twin's "main thread": one OS thread runs every command, each taking `delay` (a real
+/// sleep, accurate to well under a millisecond, unlike a tokio timer).
+type MainThread = std::sync::mpsc::Sender<(Value, tokio::sync::oneshot::Sender<Value>)>;
+
+fn spawn_main_thread(delay: Duration) -> MainThread {
+    let (tx, rx) = std::sync::mpsc::channel::<(Value, tokio::sync::oneshot::Sender<Value>)>();
+    std::thread::spawn(move || {
+        for (request, reply) in rx {
+            std::thread::sleep(delay);
+            let _ = reply.send(twin_reply(&request));
+        }
+    });
+    tx
+}
+
+async fn twin_connection(mut sock: tokio::net::TcpStream, main: Option<MainThread>) {
     let _ = sock.set_nodelay(true);
     let mut buf = Vec::new();
     let mut chunk = vec![0u8; 64 * 1024];
@@ -116,12 +164,18 @@ async fn twin_connection(
             Err(_) => return, // malformed: the addon goes silent and drops the client
         };
         buf.clear();
-        let reply = if delay.is_zero() {
-            twin_reply(&request)
-        } else {
-            let _main = main.lock().await;
-            tokio::time::sleep(delay).await;
-            twin_reply(&request)
+        let reply = match &main {
+            None => twin_reply(&request),
+            Some(main) => {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                if main.send((request, tx)).is_err() {
+                    return;
+                }
+                match rx.await {
+                    Ok(reply) => reply,
+                    Err(_) => return,
+                }
+            }
         };
         let bytes = serde_json::to_vec(&reply).unwrap_or_default();
         if sock.write_all(&bytes).await.is_err() {
@@ -138,8 +192,7 @@ fn run_twin(delay_ms: u64) {
             .expect("bind");
         println!("{}", listener.local_addr().expect("addr").port());
         let _ = std::io::stdout().flush();
-        let main = Arc::new(tokio::sync::Mutex::new(()));
-        let delay = Duration::from_millis(delay_ms);
+        let main = (delay_ms > 0).then(|| spawn_main_thread(Duration::from_millis(delay_ms)));
         // Exit when the bench (our parent, holding our stdin) goes away.
         tokio::spawn(async {
             let mut sink = Vec::new();
@@ -147,7 +200,7 @@ fn run_twin(delay_ms: u64) {
             std::process::exit(0);
         });
         while let Ok((sock, _)) = listener.accept().await {
-            tokio::spawn(twin_connection(sock, main.clone(), delay));
+            tokio::spawn(twin_connection(sock, main.clone()));
         }
     });
 }
@@ -572,6 +625,32 @@ async fn bench(scale: Scale) -> Table {
         );
         client.cancel().await.ok();
     }
+    // The same in process (registry only, no MCP): how much of the above is ours.
+    let reg = registry(twin.target(), 10);
+    let id = reg.create_session(None).await.expect("session");
+    for &mb in &scale.large_mb {
+        let code = format!("#bench-stdout {}", mb * MB);
+        let mut s = Vec::new();
+        for _ in 0..scale.large_n {
+            let t0 = Instant::now();
+            let out = reg
+                .execute_code(&id, &code, &Call::new("bench"))
+                .await
+                .expect("exec");
+            s.push(t0.elapsed());
+            assert_eq!(out.stdout.len(), mb * MB);
+        }
+        let best = s.iter().min().copied().unwrap_or_default();
+        t.timings(
+            &format!(
+                "{mb} MB stdout in process, registry only ({:.0} MB/s)",
+                mb as f64 / best.as_secs_f64()
+            ),
+            &mut s,
+            "—",
+        );
+    }
+    reg.shutdown().await;
     // The decoder alone: linear in size.
     for &mb in &scale.large_mb {
         let reply = serde_json::to_vec(&json!({"status": "success", "result": {"executed": true, "result": "x".repeat(mb * MB)}}))
@@ -639,6 +718,7 @@ async fn bench(scale: Scale) -> Table {
     lazy.shutdown().await;
     drop(lazy);
     let rss_before = rss_kib(None, "VmRSS:");
+    let heap_before = live_heap();
     let reg = registry(twin.target(), scale.sessions + 1);
     let mut s = Vec::with_capacity(scale.sessions);
     for _ in 0..scale.sessions {
@@ -655,14 +735,18 @@ async fn bench(scale: Scale) -> Table {
         "≤ 200 µs",
     );
     let rss_after = rss_kib(None, "VmRSS:");
-    let per = (rss_after.saturating_sub(rss_before)) as f64 * 1024.0 / scale.sessions as f64;
+    let heap = live_heap().saturating_sub(heap_before);
+    let rss = rss_after.saturating_sub(rss_before) as f64 / 1024.0;
     t.value(
         &format!(
-            "RSS per live session ({} sessions: {:.1} MiB in all)",
+            "memory per live session ({} sessions: RSS +{rss:.1} MiB, heap +{:.1} MiB)",
             scale.sessions,
-            (rss_after.saturating_sub(rss_before)) as f64 / 1024.0
+            heap as f64 / MB as f64
         ),
-        format!("{:.1} KiB", per / 1024.0),
+        format!(
+            "{:.1} KiB heap",
+            heap as f64 / 1024.0 / scale.sessions as f64
+        ),
         "10 000 sessions ≤ 200 MB",
     );
     let mut s = Vec::new();
@@ -756,13 +840,16 @@ async fn bench(scale: Scale) -> Table {
     }
 
     // 7. History at its limit.
-    let before = rss_kib(None, "VmRSS:");
     let reg = Registry::new(RegistryConfig {
         default_target: twin.target(),
         history_limit: scale.history,
         ..RegistryConfig::default()
     });
     let id = reg.create_session(None).await.expect("session");
+    reg.execute_code(&id, "print(0)", &Call::new("bench"))
+        .await
+        .expect("exec");
+    let before = live_heap();
     for i in 0..scale.history {
         reg.execute_code(
             &id,
@@ -772,7 +859,7 @@ async fn bench(scale: Scale) -> Table {
         .await
         .expect("exec");
     }
-    let after = rss_kib(None, "VmRSS:");
+    let after = live_heap();
     let json_size = serde_json::to_vec(&reg.get_session_history(&id, None).expect("history"))
         .expect("json")
         .len();
@@ -782,7 +869,10 @@ async fn bench(scale: Scale) -> Table {
             scale.history,
             json_size as f64 / 1024.0
         ),
-        format!("{:.0} KiB RSS", after.saturating_sub(before) as f64),
+        format!(
+            "{:.0} KiB heap",
+            after.saturating_sub(before) as f64 / 1024.0
+        ),
         "bounded",
     );
     let mut s = Vec::new();

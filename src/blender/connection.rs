@@ -17,8 +17,8 @@ use tokio::net::TcpStream;
 
 use super::protocol::{ProtocolError, Reply, ReplyDecoder};
 
-/// Size of one socket read. The addon itself reads 8 KiB at a time; reading more per call
-/// costs nothing and saves syscalls on large replies.
+/// Most bytes read by one socket read. The addon itself reads 8 KiB at a time; reading more
+/// per call saves syscalls on large replies.
 const READ_CHUNK: usize = 64 * 1024;
 
 /// Where a Blender addon listens.
@@ -112,7 +112,6 @@ pub struct Connection {
     stream: TcpStream,
     peer: SocketAddr,
     max_reply_bytes: usize,
-    read_buf: Vec<u8>,
 }
 
 impl Connection {
@@ -158,7 +157,6 @@ impl Connection {
             stream,
             peer,
             max_reply_bytes,
-            read_buf: vec![0; READ_CHUNK],
         })
     }
 
@@ -189,15 +187,26 @@ impl Connection {
     /// dropped at any point (timeout, cancellation); the connection must then be dropped too.
     pub async fn round_trip(&mut self, request: &[u8]) -> Result<Reply, ConnectionError> {
         self.stream.write_all(request).await?;
+        // Bytes are read straight into the decoder's buffer, never past the size cap; an idle
+        // connection holds no read buffer at all.
         let mut decoder = ReplyDecoder::new(self.max_reply_bytes);
         loop {
-            let n = self.stream.read(&mut self.read_buf).await?;
+            let want = decoder.room().min(READ_CHUNK);
+            if want == 0 {
+                return Err(ProtocolError::ReplyTooLarge {
+                    limit: self.max_reply_bytes,
+                }
+                .into());
+            }
+            let buf = decoder.buffer_mut();
+            buf.reserve(want);
+            let n = (&mut self.stream).take(want as u64).read_buf(buf).await?;
             if n == 0 {
                 return Err(ConnectionError::Closed {
                     received: decoder.buffered(),
                 });
             }
-            if let Some(reply) = decoder.feed(&self.read_buf[..n])? {
+            if let Some(reply) = decoder.decode_appended()? {
                 return Ok(reply);
             }
         }

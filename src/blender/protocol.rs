@@ -262,6 +262,26 @@ impl ReplyDecoder {
         self.buf.len()
     }
 
+    /// How many more bytes the size cap allows.
+    pub fn room(&self) -> usize {
+        self.limit.saturating_sub(self.buf.len())
+    }
+
+    /// The buffer itself, for a reader to append to without an intermediate copy (append at
+    /// most [`ReplyDecoder::room`] bytes, then call [`ReplyDecoder::decode_appended`]).
+    pub fn buffer_mut(&mut self) -> &mut Vec<u8> {
+        &mut self.buf
+    }
+
+    /// Decode after bytes were appended through [`ReplyDecoder::buffer_mut`].
+    pub fn decode_appended(&mut self) -> Result<Option<Reply>, ProtocolError> {
+        let reply = self.scan()?;
+        if reply.is_none() && self.buf.len() >= self.limit {
+            return Err(ProtocolError::ReplyTooLarge { limit: self.limit });
+        }
+        Ok(reply)
+    }
+
     /// Append a chunk. Returns `Ok(Some(reply))` once a complete reply is in, `Ok(None)` while
     /// more bytes are needed, and an error when the stream cannot be a valid reply.
     pub fn feed(&mut self, chunk: &[u8]) -> Result<Option<Reply>, ProtocolError> {

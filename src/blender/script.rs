@@ -51,17 +51,25 @@ impl Markers {
             .replace("__BSM_END__", &self.end)
     }
 
+    /// Where the program's payload sits in captured stdout: (index of the start marker,
+    /// index of the end marker). `None` when the markers are missing (the program did not run
+    /// to its end).
+    fn find(&self, captured: &str) -> Option<(usize, usize)> {
+        let start = captured.rfind(&self.start)?;
+        let after_start = start + self.start.len();
+        let end = after_start + captured[after_start..].find(&self.end)?;
+        Some((start, end))
+    }
+
     /// Split captured stdout into (what the user printed, the program's payload).
     ///
     /// Returns `None` when the markers are missing (the program did not run to its end).
     pub fn split<'a>(&self, captured: &'a str) -> Option<(String, &'a str)> {
-        let start = captured.rfind(&self.start)?;
-        let after_start = start + self.start.len();
-        let end_rel = captured[after_start..].find(&self.end)?;
-        let payload = &captured[after_start..after_start + end_rel];
+        let (start, end) = self.find(captured)?;
+        let payload = &captured[start + self.start.len()..end];
         let mut user = String::with_capacity(captured.len() - payload.len());
         user.push_str(&captured[..start]);
-        user.push_str(&captured[after_start + end_rel + self.end.len()..]);
+        user.push_str(&captured[end + self.end.len()..]);
         Some((user, payload))
     }
 }
@@ -110,15 +118,37 @@ pub struct WrappedOutput {
 }
 
 /// Parse the `execute_code` result (`{"executed": true, "result": "<stdout>"}`) of a wrapped
-/// program. Returns a description of the problem when the answer is not the wrapper's.
-pub fn parse_wrapped(result: &Value, markers: &Markers) -> Result<WrappedOutput, String> {
-    let captured = captured_stdout(result)?;
-    let (stdout, payload) = markers.split(captured).ok_or_else(|| {
+/// program. Takes the result by value so a large stdout is never copied. Returns a
+/// description of the problem when the answer is not the wrapper's.
+pub fn parse_wrapped(result: Value, markers: &Markers) -> Result<WrappedOutput, String> {
+    let mut captured = match result {
+        Value::Object(mut map) => match map.remove("result") {
+            Some(Value::String(s)) => s,
+            other => {
+                return Err(format!(
+                    "unexpected execute_code result from Blender: {}",
+                    other.unwrap_or(Value::Null)
+                ));
+            }
+        },
+        other => {
+            return Err(format!(
+                "unexpected execute_code result from Blender: {other}"
+            ));
+        }
+    };
+    let (start, end) = markers.find(&captured).ok_or_else(|| {
         "the Blender addon returned output without this server's end marker; the code may have replaced sys.stdout or ended the interpreter".to_string()
     })?;
-    let report: WrapperReport = serde_json::from_str(payload)
-        .map_err(|e| format!("could not read the state report from Blender: {e}"))?;
-    Ok(WrappedOutput { stdout, report })
+    let report: WrapperReport =
+        serde_json::from_str(&captured[start + markers.start.len()..end])
+            .map_err(|e| format!("could not read the state report from Blender: {e}"))?;
+    // Cut the report out in place: the user's stdout is what remains.
+    captured.replace_range(start..end + markers.end.len(), "");
+    Ok(WrappedOutput {
+        stdout: captured,
+        report,
+    })
 }
 
 /// Parse the answer of [`scene_info_program`]: (stray stdout, scene info JSON).
@@ -168,8 +198,7 @@ mod tests {
         assert!(program.is_ascii());
         assert!(!program.contains("__BSM_"));
         assert!(program.contains("if True:"));
-        let err =
-            parse_wrapped(&json!({"executed": true}), &Markers::new()).expect_err("no result");
+        let err = parse_wrapped(json!({"executed": true}), &Markers::new()).expect_err("no result");
         assert!(err.contains("unexpected"));
     }
 }

@@ -355,7 +355,7 @@ impl Registry {
             "execute_code",
             request,
             json!({"code": recordable_str(code)}),
-            move |result| match script::parse_wrapped(&result, &markers) {
+            move |result| match script::parse_wrapped(result, &markers) {
                 Ok(out) => {
                     let snapshot = out.report.state;
                     if let Some(e) = &out.report.state_error {
@@ -363,7 +363,7 @@ impl Registry {
                     }
                     match out.report.error {
                         Some(traceback) => Interpreted {
-                            recorded: json!({"stdout": recordable(&Value::String(out.stdout.clone())), "traceback": traceback}),
+                            recorded: json!({"stdout": recordable_str(&out.stdout), "traceback": traceback}),
                             output: Err(SessionError::CodeFailed {
                                 traceback,
                                 stdout: out.stdout,
@@ -371,7 +371,7 @@ impl Registry {
                             snapshot,
                         },
                         None => Interpreted {
-                            recorded: json!({"stdout": recordable(&Value::String(out.stdout.clone()))}),
+                            recorded: json!({"stdout": recordable_str(&out.stdout)}),
                             output: Ok(CodeOutput { stdout: out.stdout }),
                             snapshot,
                         },
@@ -650,7 +650,7 @@ impl Registry {
         if let Reply::Success(result) = self
             .exchange(session, "execute_code", &request, &call.cancel)
             .await?
-            && let Ok(out) = script::parse_wrapped(&result, &markers)
+            && let Ok(out) = script::parse_wrapped(result, &markers)
             && let Some(snapshot) = out.report.state
         {
             session.record().state.apply(&snapshot);
