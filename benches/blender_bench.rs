@@ -11,6 +11,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -82,63 +83,94 @@ fn between<'a>(text: &'a str, open: &str, close: &str) -> Option<&'a str> {
     Some(&text[start..end])
 }
 
-fn twin_execute(code: &str) -> String {
-    let (Some(nonce), Some(_)) = (between(code, "<<bsm:", ">>"), code.find("<</bsm:")) else {
-        return String::new();
-    };
-    let start = format!("<<bsm:{nonce}>>");
-    let end = format!("<</bsm:{nonce}>>");
-    let user = between(code, "b64decode(\"", "\")")
-        .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64).ok())
-        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned());
-    let (stdout, payload) = match user {
-        // The execute wrapper: user stdout, then the state report.
-        Some(user) => {
-            let n: usize = user
-                .strip_prefix("#bench-stdout ")
-                .and_then(|n| n.trim().parse().ok())
-                .unwrap_or(0);
-            let mut out = "x".repeat(n.saturating_sub(1));
-            if n > 0 {
-                out.push('\n');
-            }
-            let state = json!({"scene": "Scene", "objects": ["Cube", "Camera", "Light"],
-                               "active": "Cube", "selected": ["Cube"]});
-            (
-                out,
-                json!({"error": null, "state": state, "state_error": null}),
-            )
-        }
-        // The scene program.
-        None => {
-            let mut info = scene_info();
-            info["selection"] = json!({"active": "Cube", "selected": ["Cube"]});
-            (String::new(), info)
-        }
-    };
-    format!("{stdout}{start}{payload}{end}")
+/// The user stdout `#bench-stdout N` asks for, cached: a zero-delay fake should cost as
+/// little as possible, so the figures measure this server, not the fake.
+fn bench_stdout(n: usize) -> Arc<String> {
+    static CACHE: std::sync::Mutex<Option<(usize, Arc<String>)>> = std::sync::Mutex::new(None);
+    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((size, out)) = cache.as_ref()
+        && *size == n
+    {
+        return out.clone();
+    }
+    let mut out = "x".repeat(n.saturating_sub(1));
+    if n > 0 {
+        out.push('\n');
+    }
+    let out = Arc::new(out);
+    *cache = Some((n, out.clone()));
+    out
 }
 
-fn twin_reply(request: &Value) -> Value {
-    match request["type"].as_str() {
+/// The reply to an `execute_code` request, already serialized. The twin does not run
+/// Python: it recognises this server's wrapper (markers and base64 user code) and answers
+/// with the markers around a canned state report.
+fn twin_execute_reply(code: &str) -> Vec<u8> {
+    let (stdout, tail) = match (between(code, "<<bsm:", ">>"), code.find("<</bsm:")) {
+        (Some(nonce), Some(_)) => {
+            let start = format!("<<bsm:{nonce}>>");
+            let end = format!("<</bsm:{nonce}>>");
+            let user = between(code, "b64decode(\"", "\")")
+                .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64).ok())
+                .map(|bytes| String::from_utf8_lossy(&bytes).into_owned());
+            match user {
+                // The execute wrapper: user stdout, then the state report.
+                Some(user) => {
+                    let n: usize = user
+                        .strip_prefix("#bench-stdout ")
+                        .and_then(|n| n.trim().parse().ok())
+                        .unwrap_or(0);
+                    let state = json!({"scene": "Scene", "objects": ["Cube", "Camera", "Light"],
+                                       "active": "Cube", "selected": ["Cube"]});
+                    let report = json!({"error": null, "state": state, "state_error": null});
+                    (bench_stdout(n), format!("{start}{report}{end}"))
+                }
+                // The scene program.
+                None => {
+                    let mut info = scene_info();
+                    info["selection"] = json!({"active": "Cube", "selected": ["Cube"]});
+                    (Arc::new(String::new()), format!("{start}{info}{end}"))
+                }
+            }
+        }
+        _ => (Arc::new(String::new()), String::new()),
+    };
+    // {"status": "success", "result": {"executed": true, "result": "<stdout><tail>"}}: the
+    // stdout is 'x's and newlines, so escaping it is writing each newline as \n.
+    let tail = serde_json::to_string(&tail).unwrap_or_default();
+    let mut out = Vec::with_capacity(stdout.len() + tail.len() + 64);
+    out.extend_from_slice(br#"{"status": "success", "result": {"executed": true, "result": ""#);
+    for line in stdout.split_inclusive('\n') {
+        out.extend_from_slice(line.trim_end_matches('\n').as_bytes());
+        if line.ends_with('\n') {
+            out.extend_from_slice(b"\\n");
+        }
+    }
+    out.extend_from_slice(&tail.as_bytes()[1..]);
+    out.extend_from_slice(b"}}");
+    out
+}
+
+fn twin_reply(request: &Value) -> Vec<u8> {
+    let reply = match request["type"].as_str() {
         Some("get_scene_info") => json!({"status": "success", "result": scene_info()}),
         Some("ping") => json!({"status": "success", "result": {"pong": true}}),
         Some("execute_code") => {
-            let code = request["params"]["code"].as_str().unwrap_or("");
-            json!({"status": "success", "result": {"executed": true, "result": twin_execute(code)}})
+            return twin_execute_reply(request["params"]["code"].as_str().unwrap_or(""));
         }
         other => {
             json!({"status": "error", "message": format!("Unknown command type: {}", other.unwrap_or("None"))})
         }
-    }
+    };
+    serde_json::to_vec(&reply).unwrap_or_default()
 }
 
 /// The twin's "main thread": one OS thread runs every command, each taking `delay` (a real
 /// sleep, accurate to well under a millisecond, unlike a tokio timer).
-type MainThread = std::sync::mpsc::Sender<(Value, tokio::sync::oneshot::Sender<Value>)>;
+type MainThread = std::sync::mpsc::Sender<(Value, tokio::sync::oneshot::Sender<Vec<u8>>)>;
 
 fn spawn_main_thread(delay: Duration) -> MainThread {
-    let (tx, rx) = std::sync::mpsc::channel::<(Value, tokio::sync::oneshot::Sender<Value>)>();
+    let (tx, rx) = std::sync::mpsc::channel::<(Value, tokio::sync::oneshot::Sender<Vec<u8>>)>();
     std::thread::spawn(move || {
         for (request, reply) in rx {
             std::thread::sleep(delay);
@@ -177,8 +209,7 @@ async fn twin_connection(mut sock: tokio::net::TcpStream, main: Option<MainThrea
                 }
             }
         };
-        let bytes = serde_json::to_vec(&reply).unwrap_or_default();
-        if sock.write_all(&bytes).await.is_err() {
+        if sock.write_all(&reply).await.is_err() {
             return;
         }
     }

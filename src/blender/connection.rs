@@ -199,7 +199,11 @@ impl Connection {
                 .into());
             }
             let buf = decoder.buffer_mut();
-            buf.reserve(want);
+            if buf.capacity() - buf.len() < want {
+                // Grow by an eighth (at least one read) rather than doubling: a large reply
+                // then costs about its own size in memory, not up to twice it.
+                buf.reserve_exact(want.max(buf.len() / 8));
+            }
             let n = (&mut self.stream).take(want as u64).read_buf(buf).await?;
             if n == 0 {
                 return Err(ConnectionError::Closed {
