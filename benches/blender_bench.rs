@@ -33,11 +33,24 @@ const BIN: &str = env!("CARGO_BIN_EXE_blender-session-mcp");
 struct CountingAlloc;
 
 static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
+static PEAK_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+fn grew(size: usize) {
+    let live = LIVE_BYTES.fetch_add(size, Ordering::Relaxed) + size;
+    PEAK_BYTES.fetch_max(live, Ordering::Relaxed);
+}
+
+/// Start measuring the heap peak from now; returns the current live bytes.
+fn reset_peak() -> usize {
+    let live = LIVE_BYTES.load(Ordering::Relaxed);
+    PEAK_BYTES.store(live, Ordering::Relaxed);
+    live
+}
 
 // SAFETY: every call is forwarded unchanged to the system allocator; we only count sizes.
 unsafe impl std::alloc::GlobalAlloc for CountingAlloc {
     unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
-        LIVE_BYTES.fetch_add(layout.size(), Ordering::Relaxed);
+        grew(layout.size());
         // SAFETY: same contract as our caller's.
         unsafe { std::alloc::System.alloc(layout) }
     }
@@ -47,12 +60,12 @@ unsafe impl std::alloc::GlobalAlloc for CountingAlloc {
         unsafe { std::alloc::System.dealloc(ptr, layout) }
     }
     unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
-        LIVE_BYTES.fetch_add(layout.size(), Ordering::Relaxed);
+        grew(layout.size());
         // SAFETY: same contract as our caller's.
         unsafe { std::alloc::System.alloc_zeroed(layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
-        LIVE_BYTES.fetch_add(new_size, Ordering::Relaxed);
+        grew(new_size);
         LIVE_BYTES.fetch_sub(layout.size(), Ordering::Relaxed);
         // SAFETY: same contract as our caller's.
         unsafe { std::alloc::System.realloc(ptr, layout, new_size) }
@@ -662,6 +675,7 @@ async fn bench(scale: Scale) -> Table {
     for &mb in &scale.large_mb {
         let code = format!("#bench-stdout {}", mb * MB);
         let mut s = Vec::new();
+        let base = reset_peak();
         for _ in 0..scale.large_n {
             let t0 = Instant::now();
             let out = reg
@@ -671,11 +685,13 @@ async fn bench(scale: Scale) -> Table {
             s.push(t0.elapsed());
             assert_eq!(out.stdout.len(), mb * MB);
         }
+        let peak = PEAK_BYTES.load(Ordering::Relaxed).saturating_sub(base);
         let best = s.iter().min().copied().unwrap_or_default();
         t.timings(
             &format!(
-                "{mb} MB stdout in process, registry only ({:.0} MB/s)",
-                mb as f64 / best.as_secs_f64()
+                "{mb} MB stdout in process, registry only ({:.0} MB/s; heap peak {:.1}× the reply)",
+                mb as f64 / best.as_secs_f64(),
+                peak as f64 / (mb * MB) as f64
             ),
             &mut s,
             "—",
