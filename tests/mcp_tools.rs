@@ -8,13 +8,10 @@ use std::time::Duration;
 use blender_session_mcp::blender::Target;
 use blender_session_mcp::mcp::BlenderServer;
 use blender_session_mcp::session::Registry;
-use rmcp::model::{CallToolRequestParams, CallToolResult};
-use rmcp::service::RunningService;
-use rmcp::{RoleClient, ServiceExt};
+use rmcp::ServiceExt;
+use rmcp::model::CallToolRequestParams;
 use serde_json::{Value, json};
-use support::{FakeAddon, closed_port, config};
-
-type Client = RunningService<RoleClient, ()>;
+use support::{Client, FakeAddon, call, closed_port, config, err, ok, text};
 
 async fn connect(reg: Registry) -> Client {
     let (server_io, client_io) = tokio::io::duplex(1 << 20);
@@ -25,45 +22,6 @@ async fn connect(reg: Registry) -> Client {
         }
     });
     ().serve(client_io).await.expect("client initializes")
-}
-
-async fn call(client: &Client, tool: &str, args: Value) -> CallToolResult {
-    let Value::Object(map) = args else {
-        panic!("arguments must be an object")
-    };
-    client
-        .call_tool(CallToolRequestParams::new(tool.to_owned()).with_arguments(map))
-        .await
-        .expect("the call is answered")
-}
-
-fn text(result: &CallToolResult) -> String {
-    result
-        .content
-        .iter()
-        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-fn ok(result: &CallToolResult) -> &CallToolResult {
-    assert_eq!(
-        result.is_error,
-        Some(false),
-        "unexpected error: {}",
-        text(result)
-    );
-    result
-}
-
-fn err(result: &CallToolResult) -> String {
-    assert_eq!(
-        result.is_error,
-        Some(true),
-        "expected an error, got: {}",
-        text(result)
-    );
-    text(result)
 }
 
 #[tokio::test]

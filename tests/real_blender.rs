@@ -11,16 +11,13 @@ use std::time::Duration;
 
 use blender_session_mcp::blender::Target;
 use blender_session_mcp::headless::{HeadlessBlender, HeadlessOptions, find_blender};
-use rmcp::model::{CallToolRequestParams, CallToolResult};
-use rmcp::service::RunningService;
+use rmcp::ServiceExt;
+use rmcp::model::CallToolRequestParams;
 use rmcp::transport::{ConfigureCommandExt, TokioChildProcess};
-use rmcp::{RoleClient, ServiceExt};
 use serde_json::{Value, json};
-use support::closed_port;
+use support::{Client, RawServer, call, closed_port, ok, structured, text};
 
 const BIN: &str = env!("CARGO_BIN_EXE_blender-session-mcp");
-
-type Client = RunningService<RoleClient, ()>;
 
 /// Whether real-Blender tests can run here; panics in CI when they cannot.
 fn blender_or_skip(test: &str) -> bool {
@@ -68,36 +65,6 @@ async fn server(args: &[&str]) -> Client {
         .spawn()
         .expect("spawn the server");
     ().serve(transport).await.expect("initialize")
-}
-
-async fn call(client: &Client, tool: &str, args: Value) -> CallToolResult {
-    let Value::Object(map) = args else {
-        panic!("object")
-    };
-    client
-        .call_tool(CallToolRequestParams::new(tool.to_owned()).with_arguments(map))
-        .await
-        .expect("answered")
-}
-
-fn text(r: &CallToolResult) -> String {
-    r.content
-        .iter()
-        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-fn ok(r: &CallToolResult) -> &CallToolResult {
-    assert_eq!(r.is_error, Some(false), "unexpected error: {}", text(r));
-    r
-}
-
-fn structured(r: &CallToolResult) -> Value {
-    ok(r)
-        .structured_content
-        .clone()
-        .expect("structured content")
 }
 
 /// Wait until Blender reports `expected` open connections (a probe connection that was just
@@ -536,74 +503,25 @@ async fn the_server_script_survives_split_utf8_and_malformed_json() {
 /// stderr), and leaves an already running Blender on the port alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spawn_blender_keeps_stdout_clean_and_leaves_a_running_blender_alone() {
-    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
     if !blender_or_skip("spawn_blender_keeps_stdout_clean_and_leaves_a_running_blender_alone") {
         return;
     }
     async fn session(port: u16) -> (Vec<String>, String) {
-        let mut child = tokio::process::Command::new(BIN)
-            .args([
-                "serve",
-                "--spawn-blender",
-                "--blender-port",
-                &port.to_string(),
-            ])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn");
-        let mut stdin = child.stdin.take().expect("stdin");
-        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        let mut stderr = child.stderr.take().expect("stderr");
-        let stderr_task = tokio::spawn(async move {
-            let mut s = String::new();
-            let _ = stderr.read_to_string(&mut s).await;
-            s
-        });
-        let mut seen = Vec::new();
-        for message in [
-            json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-                "protocolVersion": "2025-06-18", "capabilities": {},
-                "clientInfo": {"name": "raw", "version": "0"}}}),
-            json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
-            json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
-                "name": "execute_blender_code", "arguments": {"code": "print('hello from blender')"}}}),
-        ] {
-            stdin
-                .write_all(format!("{message}\n").as_bytes())
-                .await
-                .expect("write");
-            if let Some(id) = message.get("id") {
-                loop {
-                    let line = tokio::time::timeout(Duration::from_secs(120), lines.next_line())
-                        .await
-                        .expect("in time")
-                        .expect("read")
-                        .expect("open");
-                    let v: Value = serde_json::from_str(&line)
-                        .unwrap_or_else(|e| panic!("non-JSON on stdout ({e}): {line}"));
-                    seen.push(line);
-                    if v.get("id") == Some(id) {
-                        if *id == json!(2) {
-                            assert_eq!(v["result"]["content"][0]["text"], "hello from blender\n");
-                        }
-                        break;
-                    }
-                }
-            }
-        }
-        drop(stdin);
-        let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
-            .await
-            .expect("exits")
-            .expect("status");
-        assert!(status.success());
-        while let Ok(Some(line)) = lines.next_line().await {
-            seen.push(line);
-        }
-        (seen, stderr_task.await.expect("stderr"))
+        let port = port.to_string();
+        let mut server =
+            RawServer::start(&["serve", "--spawn-blender", "--blender-port", &port]).await;
+        let r = server
+            .call_tool(
+                2,
+                "execute_blender_code",
+                json!({"code": "print('hello from blender')"}),
+            )
+            .await;
+        assert_eq!(r["result"]["content"][0]["text"], "hello from blender\n");
+        server.close_stdin();
+        let (status, logs, lines) = server.finish().await;
+        assert!(status.success(), "{logs}");
+        (lines, logs)
     }
 
     // Nothing on the port: the server starts Blender, whose output goes to stderr only.

@@ -7,120 +7,42 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::FakeAddon;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use support::{FakeAddon, RawServer};
 use tokio::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_blender-session-mcp");
+use support::BIN;
 
 #[tokio::test]
 async fn stdout_carries_only_json_rpc_and_logs_go_to_stderr() {
     let mut fake = FakeAddon::start().await;
-    let mut child = Command::new(BIN)
-        .args(["--blender-port", &fake.port.to_string()])
-        .env("RUST_LOG", "debug")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn the server");
-    let mut stdin = child.stdin.take().expect("stdin");
-    let mut stdout = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let mut stderr = child.stderr.take().expect("stderr");
-
-    let mut lines: Vec<String> = Vec::new();
-    // Send one request and read stdout lines until its response arrives.
-    async fn exchange(
-        stdin: &mut tokio::process::ChildStdin,
-        stdout: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
-        lines: &mut Vec<String>,
-        message: Value,
-    ) -> Value {
-        let id = message.get("id").cloned();
-        stdin
-            .write_all(format!("{message}\n").as_bytes())
-            .await
-            .expect("write");
-        let id = id.expect("a request");
-        loop {
-            let line = tokio::time::timeout(Duration::from_secs(30), stdout.next_line())
-                .await
-                .expect("answer in time")
-                .expect("read")
-                .expect("stdout open");
-            lines.push(line.clone());
-            let v: Value = serde_json::from_str(&line).expect("stdout line is JSON");
-            if v.get("id") == Some(&id) {
-                return v;
-            }
-        }
-    }
-
-    let init = exchange(
-        &mut stdin,
-        &mut stdout,
-        &mut lines,
-        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-06-18", "capabilities": {},
-            "clientInfo": {"name": "raw-test", "version": "0"}}}),
-    )
-    .await;
-    assert_eq!(init["result"]["serverInfo"]["name"], "blender-session-mcp");
-    stdin
-        .write_all(b"{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}\n")
-        .await
-        .expect("write");
-    let tools = exchange(
-        &mut stdin,
-        &mut stdout,
-        &mut lines,
-        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}),
-    )
-    .await;
+    let port = fake.port.to_string();
+    // RawServer checks that every stdout line is JSON-RPC as it reads it.
+    let mut server =
+        RawServer::start_env(&["--blender-port", &port], &[("RUST_LOG", "debug")]).await;
+    let tools = server
+        .request(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}))
+        .await;
     assert_eq!(
         tools["result"]["tools"].as_array().expect("tools").len(),
         10
     );
-    let code = exchange(
-        &mut stdin,
-        &mut stdout,
-        &mut lines,
-        json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
-            "name": "execute_blender_code", "arguments": {"code": "print('立方体')"}}}),
-    )
-    .await;
+    let code = server
+        .call_tool(
+            3,
+            "execute_blender_code",
+            json!({"code": "print('立方体')"}),
+        )
+        .await;
     assert_eq!(code["result"]["isError"], false);
     assert_eq!(code["result"]["content"][0]["text"], "立方体\n");
-    let scene = exchange(
-        &mut stdin,
-        &mut stdout,
-        &mut lines,
-        json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {
-            "name": "get_scene_info", "arguments": {}}}),
-    )
-    .await;
+    let scene = server.call_tool(4, "get_scene_info", json!({})).await;
     assert_eq!(scene["result"]["structuredContent"]["object_count"], 3);
 
     // stdin EOF ends the server, which closes its Blender connection and exits 0.
-    drop(stdin);
-    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
-        .await
-        .expect("exits after stdin EOF")
-        .expect("status");
+    server.close_stdin();
+    let (status, logs, lines) = server.finish().await;
     assert!(status.success(), "{status:?}");
-    while let Some(line) = stdout.next_line().await.expect("read") {
-        lines.push(line);
-    }
-    let mut logs = String::new();
-    stderr.read_to_string(&mut logs).await.expect("stderr");
-
-    assert!(lines.len() >= 4);
-    for line in &lines {
-        let v: Value = serde_json::from_str(line)
-            .unwrap_or_else(|e| panic!("non-JSON on stdout ({e}): {line:?}"));
-        assert_eq!(v["jsonrpc"], "2.0", "not JSON-RPC: {line}");
-    }
+    assert!(lines.len() >= 4, "{lines:?}");
     for expected in [
         "SessionManager initialized (Blender: 127.0.0.1:",
         "✓ Session created: scene-",

@@ -91,7 +91,7 @@ async fn bad_input_never_stops_the_server() {
         .await;
     assert_eq!(r["result"]["content"][0]["text"], "alive\n");
     server.close_stdin();
-    let (status, _) = server.finish().await;
+    let (status, _, _) = server.finish().await;
     assert!(status.success());
 }
 
@@ -119,7 +119,7 @@ async fn stdin_eof_with_a_command_in_flight_closes_everything_and_exits_promptly
 
     let closed_at = Instant::now();
     server.close_stdin();
-    let (status, logs) = server.finish().await;
+    let (status, logs, _) = server.finish().await;
     let took = closed_at.elapsed();
     assert!(status.success(), "{status:?}\n{logs}");
     assert!(
@@ -148,7 +148,7 @@ async fn sigterm_with_a_command_in_flight_closes_everything_and_exits_zero() {
         nix::sys::signal::Signal::SIGTERM,
     )
     .expect("signal");
-    let (status, logs) = server.finish().await;
+    let (status, logs, _) = server.finish().await;
     let took = signalled_at.elapsed();
     assert!(status.success(), "{status:?}\n{logs}");
     assert!(

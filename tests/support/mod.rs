@@ -216,8 +216,14 @@ pub struct RawServer {
 impl RawServer {
     /// Spawn the binary with `args` and initialize an MCP session.
     pub async fn start(args: &[&str]) -> Self {
+        Self::start_env(args, &[]).await
+    }
+
+    /// [`RawServer::start`] with extra environment variables.
+    pub async fn start_env(args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(BIN)
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -302,8 +308,8 @@ impl RawServer {
     }
 
     /// Wait for the process to exit; drain stdout (checking every line) and return
-    /// (exit status, stderr).
-    pub async fn finish(mut self) -> (std::process::ExitStatus, String) {
+    /// (exit status, stderr, every stdout line).
+    pub async fn finish(mut self) -> (std::process::ExitStatus, String, Vec<String>) {
         let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
             .await
             .expect("the server exits")
@@ -313,6 +319,61 @@ impl RawServer {
             Some(task) => task.await.unwrap_or_default(),
             None => String::new(),
         };
-        (status, stderr)
+        (status, stderr, std::mem::take(&mut self.stdout_lines))
     }
+}
+
+/// An rmcp client connected to a server.
+pub type Client = rmcp::service::RunningService<rmcp::RoleClient, ()>;
+
+/// Call a tool with an object of arguments; the call must be answered (as a result, which
+/// may be an `isError` one).
+pub async fn call(client: &Client, tool: &str, args: Value) -> rmcp::model::CallToolResult {
+    let Value::Object(map) = args else {
+        panic!("arguments must be an object")
+    };
+    client
+        .call_tool(rmcp::model::CallToolRequestParams::new(tool.to_owned()).with_arguments(map))
+        .await
+        .expect("the call is answered")
+}
+
+/// The text content of a result, joined.
+pub fn text(result: &rmcp::model::CallToolResult) -> String {
+    result
+        .content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Assert a result is not an error, and return it.
+pub fn ok(result: &rmcp::model::CallToolResult) -> &rmcp::model::CallToolResult {
+    assert_eq!(
+        result.is_error,
+        Some(false),
+        "unexpected error: {}",
+        text(result)
+    );
+    result
+}
+
+/// Assert a result is an error, and return its text.
+pub fn err(result: &rmcp::model::CallToolResult) -> String {
+    assert_eq!(
+        result.is_error,
+        Some(true),
+        "expected an error, got: {}",
+        text(result)
+    );
+    text(result)
+}
+
+/// The structured content of a successful result.
+pub fn structured(result: &rmcp::model::CallToolResult) -> Value {
+    ok(result)
+        .structured_content
+        .clone()
+        .expect("structured content")
 }
