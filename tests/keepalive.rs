@@ -76,6 +76,7 @@ async fn session_created_while_blender_is_down_reports_why_and_reconnects_later(
         .expect("reconnected");
     assert_eq!(r["object_count"], 3);
     fake.wait_count("executed", 1).await;
+    assert_eq!(fake.count("request"), 1, "sent once, when Blender was up");
     let info = reg.get_session_info(&id).expect("info");
     assert!(info.blender.connected);
     let history = reg.get_session_history(&id, None).expect("history");
