@@ -15,6 +15,9 @@
 //!   state and history, and the periodic idle cleanup.
 //! * [`blender`] — one keep-alive [`blender::Connection`] per session, the wire codec
 //!   ([`blender::protocol`]) and the Python programs sent through `execute_code`.
+//! * [`headless`] — starting, watching and stopping a headless Blender that runs this
+//!   project's BlenderMCP-compatible server script (`blender/bsm_server.py`).
+//! * [`demo`] — the design's "hello cube", the whole chain in one command.
 //! * [`cli`] — command-line flags and the `check` command; `main.rs` only parses and runs.
 
 pub mod blender;
