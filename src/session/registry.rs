@@ -5,7 +5,7 @@
 //! `get_session_history`, `list_sessions`, `close_session`, `cleanup_idle_sessions`) plus the
 //! richer calls the MCP tools use ([`Registry::execute_code`], [`Registry::scene_info`], …).
 //!
-//! Every command goes through one path, [`Registry::run`]: mark the session busy, take the
+//! Every command goes through one path (`Registry::run`): mark the session busy, take the
 //! session's link lock (so commands within a session run one at a time while sessions run in
 //! parallel), make sure the keep-alive connection is healthy (reconnecting silently when the
 //! peer closed an idle socket), write the request once, wait for the reply under the command
