@@ -165,11 +165,6 @@ impl Connection {
         self.peer
     }
 
-    /// The local address of this connection (what Blender sees as the client).
-    pub fn local_addr(&self) -> Option<SocketAddr> {
-        self.stream.local_addr().ok()
-    }
-
     /// Check, without blocking, whether an idle connection is still fit to carry a request.
     pub fn probe_idle(&mut self) -> IdleState {
         let mut byte = [0u8; 1];

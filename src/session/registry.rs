@@ -252,8 +252,11 @@ impl Registry {
         tracing::info!("✓ Session created: {}", session.id);
         if self.inner.config.connect_on_create {
             let mut link = session.link.lock().await;
-            if let Err(e) = self.ensure_connected(&session, &mut link).await {
-                tracing::warn!("✗ Blender not reachable for session {}: {e}", session.id);
+            match self.ready_connection(&session, &mut link).await {
+                Ok(conn) => link.conn = Some(conn),
+                Err(e) => {
+                    tracing::warn!("✗ Blender not reachable for session {}: {e}", session.id)
+                }
             }
         }
         Ok(session.id.clone())
@@ -757,17 +760,13 @@ impl Registry {
             _ = cancel.cancelled() => return Err(SessionError::Cancelled { sent: false }),
             link = session.link.lock() => link,
         };
-        let conn = tokio::select! {
+        // The connection is owned by this round trip until it succeeds; if the future is
+        // dropped or the command fails, the connection goes with it.
+        let mut conn = tokio::select! {
             biased;
             _ = session.closed.cancelled() => return Err(closed()),
             _ = cancel.cancelled() => return Err(SessionError::Cancelled { sent: false }),
-            conn = self.ensure_connected(session, &mut link) => conn,
-        };
-        conn?;
-        let Some(mut conn) = link.conn.take() else {
-            return Err(SessionError::Unexpected(
-                "no connection after connecting".into(),
-            ));
+            conn = self.ready_connection(session, &mut link) => conn?,
         };
         let timeout = self.inner.config.command_timeout;
         let result = tokio::select! {
@@ -799,22 +798,21 @@ impl Registry {
         result
     }
 
-    /// Make sure `link` holds a healthy connection, reconnecting if there is none or the idle
-    /// one was closed by the peer.
-    async fn ensure_connected(
+    /// Take a healthy connection out of `link`, or open a new one if there is none or the
+    /// idle one was closed by the peer. The caller puts it back after a successful use.
+    async fn ready_connection(
         &self,
         session: &Session,
         link: &mut Link,
-    ) -> Result<(), SessionError> {
-        if let Some(conn) = link.conn.as_mut() {
+    ) -> Result<Connection, SessionError> {
+        if let Some(mut conn) = link.conn.take() {
             match conn.probe_idle() {
-                IdleState::Healthy => return Ok(()),
+                IdleState::Healthy => return Ok(conn),
                 other => {
                     tracing::info!(
                         "stale connection of session {} replaced ({other:?})",
                         session.id
                     );
-                    link.conn = None;
                     link.addon = None;
                 }
             }
@@ -822,13 +820,12 @@ impl Registry {
         let cfg = &self.inner.config;
         match Connection::connect(&session.target, cfg.connect_timeout, cfg.max_reply_bytes).await {
             Ok(conn) => {
-                link.conn = Some(conn);
                 let mut record = session.record();
                 record.connected = true;
                 record.last_error = None;
                 record.connections_opened += 1;
                 tracing::info!("✓ Blender connected for session {}", session.id);
-                Ok(())
+                Ok(conn)
             }
             Err(source) => {
                 let mut record = session.record();
