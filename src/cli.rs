@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::Value;
 
 use crate::blender::{Connection, Reply, Target, encode_request};
+use crate::chat::llm::Api;
 use crate::session::RegistryConfig;
 
 /// blender-session-mcp: an MCP server that drives a running Blender through sessions.
@@ -45,6 +46,10 @@ pub enum Command {
     /// one), create a session, add a cube, read the scene, print the session info and history,
     /// close the session and stop what was started.
     Demo(DemoArgs),
+    /// Talk to Blender in plain language through a local LLM (Ollama, or any
+    /// OpenAI-compatible server): the model calls this server's tools in its own session,
+    /// and you approve each piece of Python it wants to run (unless --yes).
+    Chat(ChatArgs),
 }
 
 /// Where to find Blender when this program has to start it.
@@ -109,6 +114,111 @@ pub struct DemoArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub spawn: SpawnArgs,
+}
+
+/// Flags of `chat`.
+#[derive(Debug, Clone, Args)]
+pub struct ChatArgs {
+    /// What to do, e.g. `add a red cube on top of the plane`. Without it, chat reads one
+    /// request per line from stdin (an interactive conversation in a terminal).
+    #[arg(value_name = "PROMPT", trailing_var_arg = true)]
+    pub prompt: Vec<String>,
+    /// Which HTTP API the LLM server speaks: Ollama's native /api/chat, or an
+    /// OpenAI-compatible /v1/chat/completions (llama.cpp server, LM Studio, vLLM, Ollama /v1).
+    #[arg(long, value_enum, default_value_t = Api::Ollama)]
+    pub api: Api,
+    /// Ollama's address (also `host`, `host:port` or `0.0.0.0` as OLLAMA_HOST allows).
+    #[arg(long, env = "OLLAMA_HOST", default_value = "http://127.0.0.1:11434")]
+    pub ollama_url: String,
+    /// Base URL of an OpenAI-compatible server, up to and including `/v1` (--api openai).
+    #[arg(
+        long,
+        env = "OPENAI_BASE_URL",
+        default_value = "http://127.0.0.1:11434/v1"
+    )]
+    pub base_url: String,
+    /// Bearer token for an OpenAI-compatible server that wants one (--api openai).
+    #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Model to use, e.g. `qwen2.5:7b`; it must support tool calling. With --api openai it
+    /// may be omitted when the server serves a single model.
+    #[arg(long, env = "OLLAMA_MODEL")]
+    pub model: Option<String>,
+    /// Context window asked of Ollama (`options.num_ctx`). Ollama's default (4096 or less)
+    /// cuts the tool list off first; a warning is printed when the conversation nears it.
+    #[arg(long, default_value_t = 8192)]
+    pub num_ctx: u32,
+    /// Let a thinking model think (sends `think: true`); by default thinking is turned off
+    /// for speed.
+    #[arg(long)]
+    pub think: bool,
+    /// Sampling temperature (default: the model's own).
+    #[arg(long)]
+    pub temperature: Option<f32>,
+    /// Tools offered to the model, comma-separated, or `all`. Small models choose better
+    /// among few tools.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "get_scene_info,execute_blender_code,get_object_info"
+    )]
+    pub tools: Vec<String>,
+    /// Most model requests per prompt before the chat stops the model.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_rounds: u16,
+    /// Run the model's Python code without asking. Without it, each script is shown and you
+    /// answer yes / no / all / quit; when stdin is not a terminal, no code runs.
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+    /// Append the whole exchange (messages, replies, tool calls with results and durations)
+    /// to this file as JSON lines.
+    #[arg(long, value_name = "FILE")]
+    pub transcript: Option<std::path::PathBuf>,
+    /// Longest wait for the LLM server's next bytes (`300s`, `10m`); loading a big model can
+    /// take a while.
+    #[arg(long, default_value = "300s", value_parser = parse_duration)]
+    pub llm_timeout: Duration,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub blender: BlenderArgs,
+    /// When nothing listens on --blender-host:--blender-port, start a headless Blender there
+    /// for the chat's lifetime.
+    #[arg(long)]
+    pub spawn_blender: bool,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub spawn: SpawnArgs,
+}
+
+impl ChatArgs {
+    /// The registry settings for the chat's own session.
+    pub fn registry_config(&self) -> RegistryConfig {
+        let b = &self.blender;
+        RegistryConfig {
+            default_target: b.target(),
+            connect_timeout: b.connect_timeout,
+            command_timeout: b.command_timeout,
+            max_reply_bytes: b.max_reply_bytes,
+            max_request_bytes: b.max_request_bytes,
+            ..RegistryConfig::default()
+        }
+    }
+
+    /// The LLM request settings.
+    pub fn llm_settings(&self) -> crate::chat::llm::Settings {
+        crate::chat::llm::Settings {
+            base_url: match self.api {
+                Api::Ollama => crate::chat::ollama::normalize_url(&self.ollama_url),
+                Api::Openai => self.base_url.trim_end_matches('/').to_owned(),
+            },
+            model: self.model.clone().unwrap_or_default(),
+            api_key: self.api_key.clone(),
+            num_ctx: self.num_ctx.max(512),
+            think: self.think,
+            temperature: self.temperature,
+            idle_timeout: self.llm_timeout,
+        }
+    }
 }
 
 /// Log output format.

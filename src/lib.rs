@@ -9,6 +9,9 @@
 //!
 //! Data flows one way, from the MCP layer down to the bytes on the wire:
 //!
+//! * [`chat`] — on top of everything: a natural-language front end that sends the
+//!   conversation to a local LLM (Ollama or an OpenAI-compatible server) and runs the tool
+//!   calls it makes through an in-process MCP client of [`mcp`].
 //! * [`mcp`] — the rmcp `ServerHandler`: tools, their parameter and result types, and the
 //!   mapping of session errors to `isError` tool results.
 //! * [`session`] — the [`session::Registry`] (a cheap `Clone` handle), sessions with their
@@ -21,6 +24,7 @@
 //! * [`cli`] — command-line flags and the `check` command; `main.rs` only parses and runs.
 
 pub mod blender;
+pub mod chat;
 pub mod cli;
 pub mod demo;
 pub mod headless;

@@ -27,6 +27,20 @@ fn init_logs(format: LogFormat) {
     }
 }
 
+/// The chat talks to a person on the terminal: only warnings and errors are logged (stderr),
+/// unless RUST_LOG asks for more.
+fn init_chat_logs(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
 /// The demo prints the design's log lines (`[YYYY-MM-DD HH:MM:SS] message`) on stdout.
 fn init_demo_logs() {
     let filter = EnvFilter::try_from_default_env()
@@ -180,6 +194,12 @@ async fn main() -> anyhow::Result<()> {
         Some(Command::Blender(args)) => {
             init_logs(args.log_format);
             run_blender(args).await
+        }
+        Some(Command::Chat(args)) => {
+            init_chat_logs(args.blender.log_format);
+            let stop = stop_on_signal();
+            let code = blender_session_mcp::chat::run(args, stop).await;
+            std::process::exit(code);
         }
         Some(Command::Demo(args)) => {
             init_demo_logs();

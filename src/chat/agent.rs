@@ -1,0 +1,453 @@
+//! The conversation loop of one prompt: refresh the scene in the system prompt, ask the
+//! model, run the tool calls it makes (made properly or written as text) in order, answer
+//! each, and stop at an answer, at `--max-rounds`, or when the model repeats itself.
+
+use std::io::Write;
+
+use serde_json::{Map, Value, json};
+
+use super::console::{Approval, ApprovalMode, Input, Progress, Transcript};
+use super::llm::{Api, LlmClient, LlmError, Message, Role, ToolCall};
+use super::tools::{
+    BlenderTools, CODE_TOOL, ToolOutcome, ToolSpec, calls_in_text, coerce_arguments,
+};
+
+/// Longest tool result text passed to the model; longer output is cut in the middle.
+const MAX_RESULT_CHARS: usize = 12_000;
+
+/// Most objects listed in the system prompt.
+const MAX_LISTED_OBJECTS: usize = 40;
+
+const SYSTEM_PROMPT: &str = "\
+You are a Blender assistant. You change and inspect the open Blender scene only by calling \
+the tools you are given; never just describe code you would run.
+- To change the scene, call execute_blender_code with complete Python code (bpy is already \
+imported; every call starts fresh). print() whatever you need to know back.
+- To look at the scene or an object, call get_scene_info or get_object_info.
+- Make one tool call at a time when the next step depends on its result.
+- Do not repeat a call that already succeeded. When the task is done, reply to the user in \
+one or two plain sentences, without calling a tool.";
+
+/// How a prompt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The model answered.
+    Answered(String),
+    /// The chat stopped the model (round cap, repeated call); the reason.
+    Stopped(String),
+    /// The person chose quit at an approval question.
+    Quit,
+    /// Code was not run because nobody could approve it; the reason.
+    Refused(String),
+}
+
+/// A conversation with the model, driving Blender through the MCP tools.
+pub struct Agent {
+    llm: LlmClient,
+    tools: BlenderTools,
+    specs: Vec<ToolSpec>,
+    approval: ApprovalMode,
+    transcript: Transcript,
+    max_rounds: usize,
+    history: Vec<Message>,
+    calls_made: usize,
+    context_warned: bool,
+}
+
+impl Agent {
+    /// A conversation offering `specs`.
+    pub fn new(
+        llm: LlmClient,
+        tools: BlenderTools,
+        specs: Vec<ToolSpec>,
+        approval: ApprovalMode,
+        transcript: Transcript,
+        max_rounds: usize,
+    ) -> Self {
+        Agent {
+            llm,
+            tools,
+            specs,
+            approval,
+            transcript,
+            max_rounds: max_rounds.max(1),
+            history: Vec::new(),
+            calls_made: 0,
+            context_warned: false,
+        }
+    }
+
+    /// The model in use.
+    pub fn model(&self) -> &str {
+        &self.llm.info().model
+    }
+
+    /// The MCP tools (to close them when done).
+    pub fn into_tools(self) -> BlenderTools {
+        self.tools
+    }
+
+    /// The transcript.
+    pub fn transcript(&mut self) -> &mut Transcript {
+        &mut self.transcript
+    }
+
+    /// The system prompt with the current scene, read from Blender now.
+    async fn system_prompt(&self) -> String {
+        let scene = self.tools.call("get_scene_info", Map::new()).await;
+        format!("{SYSTEM_PROMPT}\n\n{}", describe_scene(&scene))
+    }
+
+    fn push(&mut self, message: Message) {
+        self.transcript
+            .record("message", json!({"message": message.to_json()}));
+        self.history.push(message);
+    }
+
+    /// Run one prompt to its end. `Err` only for a failure talking to the model.
+    pub async fn prompt(
+        &mut self,
+        text: &str,
+        input: &mut Input,
+        err: &mut (dyn Write + Send),
+    ) -> Result<Outcome, LlmError> {
+        self.push(Message::text(Role::User, text));
+        let mut last_call: Option<(String, String)> = None;
+        let mut repeat_warned = false;
+        for round in 1..=self.max_rounds {
+            let system = Message::text(Role::System, self.system_prompt().await);
+            self.transcript
+                .record("system", json!({"round": round, "content": system.content}));
+            let mut messages = Vec::with_capacity(self.history.len() + 1);
+            messages.push(system);
+            messages.extend(self.history.iter().cloned());
+            self.warn_if_context_nears(&messages, None, err);
+
+            let progress = Progress::start(format!("{} is thinking…", self.llm.info().model));
+            let update = |chars: usize| {
+                if chars > 0 {
+                    progress.set(format!(
+                        "{} is answering… {chars} characters",
+                        self.llm.info().model
+                    ));
+                }
+            };
+            let reply = self.llm.chat(&messages, &self.specs, &update).await;
+            progress.finish();
+            let reply = reply?;
+            self.transcript.record(
+                "reply",
+                json!({
+                    "round": round,
+                    "content": reply.content,
+                    "thinking": reply.thinking,
+                    "tool_calls": reply.tool_calls.len(),
+                    "prompt_tokens": reply.prompt_tokens,
+                    "output_tokens": reply.output_tokens,
+                    "done_reason": reply.done_reason,
+                }),
+            );
+            self.warn_if_context_nears(&messages, reply.prompt_tokens, err);
+
+            let (content, mut calls, as_text) = if reply.tool_calls.is_empty() {
+                match calls_in_text(&reply.content, &self.specs) {
+                    Some((rest, calls)) => (rest, calls, true),
+                    None => (reply.content.clone(), Vec::new(), false),
+                }
+            } else {
+                (reply.content.clone(), reply.tool_calls.clone(), false)
+            };
+            if self.llm.api() == Api::Openai {
+                for call in calls.iter_mut().filter(|c| c.id.is_none()) {
+                    self.calls_made += 1;
+                    call.id = Some(format!("call_bsm_{}", self.calls_made));
+                }
+            }
+            self.push(Message {
+                tool_calls: calls.clone(),
+                ..Message::text(Role::Assistant, content.clone())
+            });
+            if calls.is_empty() {
+                let answer = content.trim();
+                return Ok(Outcome::Answered(if answer.is_empty() {
+                    "(the model gave an empty answer)".to_owned()
+                } else {
+                    answer.to_owned()
+                }));
+            }
+
+            let mut pending = calls.iter();
+            while let Some(call) = pending.next() {
+                let key = (call.name.clone(), canonical(&call.arguments));
+                if last_call.as_ref() == Some(&key) {
+                    if repeat_warned {
+                        let reason = format!(
+                            "stopped: the model kept repeating the same {} call instead of answering",
+                            call.name
+                        );
+                        self.answer(call, format!("Not run: {reason}."));
+                        self.answer_rest(pending, "Not run: the conversation was stopped.");
+                        let _ = writeln!(err, "  ✗ {} · not run (repeated again)", call.name);
+                        return Ok(Outcome::Stopped(reason));
+                    }
+                    repeat_warned = true;
+                    let _ = writeln!(
+                        err,
+                        "  ✗ {} · not run (same call as just before)",
+                        call.name
+                    );
+                    self.answer(
+                        call,
+                        format!(
+                            "Not run: you just made exactly this {} call and its result is above. Do not repeat it: use that result to answer the user, or do something different.",
+                            call.name
+                        ),
+                    );
+                    continue;
+                }
+                last_call = Some(key);
+                match self.run_call(call, as_text, input, err).await {
+                    Some(stop) => {
+                        self.answer_rest(pending, "Not run: the conversation was stopped.");
+                        return Ok(stop);
+                    }
+                    None => continue,
+                }
+            }
+        }
+        Ok(Outcome::Stopped(format!(
+            "stopped after {} rounds: the model was still calling tools. Ask for less at once, or raise --max-rounds.",
+            self.max_rounds
+        )))
+    }
+
+    /// Run one call (asking first for code); `Some` when the conversation must stop.
+    async fn run_call(
+        &mut self,
+        call: &ToolCall,
+        as_text: bool,
+        input: &mut Input,
+        err: &mut (dyn Write + Send),
+    ) -> Option<Outcome> {
+        let Some(spec) = self.specs.iter().find(|s| s.name == call.name).cloned() else {
+            let offered: Vec<&str> = self.specs.iter().map(|s| s.name.as_str()).collect();
+            let _ = writeln!(err, "  ✗ {} · unknown tool", call.name);
+            self.answer(
+                call,
+                format!(
+                    "Error: there is no tool named {:?}. Use one of: {}.",
+                    call.name,
+                    offered.join(", ")
+                ),
+            );
+            return None;
+        };
+        let arguments = coerce_arguments(&spec, &call.arguments);
+        if call.name == CODE_TOOL {
+            let code = arguments
+                .get("code")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            match self.approval.approve(&code, input, err).await {
+                Approval::Run => {}
+                Approval::Decline => {
+                    let _ = writeln!(err, "  ✗ {} · declined by you", call.name);
+                    self.transcript.record(
+                        "tool",
+                        json!({"name": call.name, "arguments": arguments, "approved": false}),
+                    );
+                    self.answer(
+                        call,
+                        "Not run: the user declined to run this code. Ask what they want instead, or propose something else.",
+                    );
+                    return None;
+                }
+                Approval::Quit => {
+                    self.answer(call, "Not run: the user ended the conversation.");
+                    return Some(Outcome::Quit);
+                }
+                Approval::Refused(reason) => {
+                    let _ = writeln!(
+                        err,
+                        "\nThe model wants to run this Python code in Blender:\n{}",
+                        super::console::listing(&code)
+                    );
+                    self.answer(call, format!("Not run: {reason}"));
+                    return Some(Outcome::Refused(reason));
+                }
+            }
+        }
+        let outcome = self.tools.call(&call.name, arguments.clone()).await;
+        let _ = writeln!(err, "{}", summary(&call.name, &outcome, as_text));
+        self.transcript.record(
+            "tool",
+            json!({
+                "name": call.name,
+                "id": call.id,
+                "arguments": arguments,
+                "written_as_text": as_text,
+                "ok": outcome.ok,
+                "duration_ms": outcome.duration.as_secs_f64() * 1e3,
+                "result": outcome.text,
+            }),
+        );
+        let content = result_for_model(&call.name, &outcome);
+        self.answer(call, content);
+        None
+    }
+
+    fn answer(&mut self, call: &ToolCall, content: impl Into<String>) {
+        self.push(Message::tool_result(call, content));
+    }
+
+    fn answer_rest<'a>(&mut self, rest: impl Iterator<Item = &'a ToolCall>, why: &str) {
+        for call in rest {
+            self.answer(call, why);
+        }
+    }
+
+    /// Warn once when the conversation nears `--num-ctx` (Ollama cuts the oldest part of a
+    /// prompt that does not fit, tools first).
+    fn warn_if_context_nears(
+        &mut self,
+        messages: &[Message],
+        counted: Option<u64>,
+        err: &mut (dyn Write + Send),
+    ) {
+        if self.context_warned || self.llm.api() != Api::Ollama {
+            return;
+        }
+        let num_ctx = u64::from(self.llm.settings().num_ctx);
+        let estimate = counted.unwrap_or_else(|| {
+            let chars: usize = messages.iter().map(|m| m.content.len() + 16).sum::<usize>()
+                + self
+                    .specs
+                    .iter()
+                    .map(|s| s.as_function().to_string().len())
+                    .sum::<usize>();
+            (chars / 4) as u64
+        });
+        if estimate * 10 >= num_ctx * 8 {
+            self.context_warned = true;
+            let _ = writeln!(
+                err,
+                "warning: the conversation is about {estimate} tokens of the model's {num_ctx}-token context (--num-ctx); Ollama silently drops what does not fit. Raise --num-ctx{} or start a new chat.",
+                self.llm
+                    .info()
+                    .context_length
+                    .map(|c| format!(" (the model supports up to {c})"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+}
+
+/// The one-line summary of a tool call shown on the terminal.
+pub fn summary(name: &str, outcome: &ToolOutcome, as_text: bool) -> String {
+    let how = if as_text { " (written as text)" } else { "" };
+    let secs = outcome.duration.as_secs_f64();
+    if outcome.ok {
+        format!("  ✓ {name}{how} · {secs:.2} s · ok")
+    } else {
+        let first = outcome.text.lines().next().unwrap_or_default();
+        let first: String = first.chars().take(120).collect();
+        format!("  ✗ {name}{how} · {secs:.2} s · error: {first}")
+    }
+}
+
+/// The tool message the model reads.
+fn result_for_model(name: &str, outcome: &ToolOutcome) -> String {
+    let text = if outcome.text.trim().is_empty() && name == CODE_TOOL {
+        "(the code ran and printed nothing; print() what you need to see)".to_owned()
+    } else {
+        cut_middle(&outcome.text, MAX_RESULT_CHARS)
+    };
+    if outcome.ok {
+        text
+    } else {
+        format!("Error: {text}")
+    }
+}
+
+fn cut_middle(text: &str, max: usize) -> String {
+    let count = text.chars().count();
+    if count <= max {
+        return text.to_owned();
+    }
+    let head: String = text.chars().take(max * 2 / 3).collect();
+    let tail: String = text.chars().skip(count - max / 3).collect();
+    format!(
+        "{head}\n… ({} characters cut) …\n{tail}",
+        count - max * 2 / 3 - max / 3
+    )
+}
+
+/// Arguments in a canonical form, for spotting a repeated call.
+fn canonical(arguments: &Value) -> String {
+    match arguments {
+        Value::String(s) => serde_json::from_str::<Value>(s)
+            .map(|v| v.to_string())
+            .unwrap_or_else(|_| s.clone()),
+        other => other.to_string(),
+    }
+}
+
+/// The scene as the system prompt shows it.
+pub fn describe_scene(scene: &ToolOutcome) -> String {
+    let Some(info) = scene.structured.as_ref().filter(|_| scene.ok) else {
+        return format!(
+            "The scene could not be read just now: {}",
+            scene.text.lines().next().unwrap_or("unknown error")
+        );
+    };
+    let name = info.get("name").and_then(Value::as_str).unwrap_or("Scene");
+    let objects = info
+        .get("objects")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let mut out = format!("Current scene {name:?}: {} object(s).", objects.len());
+    for o in objects.iter().take(MAX_LISTED_OBJECTS) {
+        let loc = o
+            .get("location")
+            .and_then(Value::as_array)
+            .map(|l| {
+                l.iter()
+                    .map(|v| v.as_f64().map(|f| format!("{f}")).unwrap_or_default())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "\n- {} ({}) at ({loc})",
+            o.get("name").and_then(Value::as_str).unwrap_or("?"),
+            o.get("type").and_then(Value::as_str).unwrap_or("?"),
+        ));
+    }
+    if objects.len() > MAX_LISTED_OBJECTS {
+        out.push_str(&format!(
+            "\n- … and {} more (call get_scene_info for all)",
+            objects.len() - MAX_LISTED_OBJECTS
+        ));
+    }
+    let selection = info.get("selection");
+    let selected: Vec<&str> = selection
+        .and_then(|s| s.get("selected"))
+        .and_then(Value::as_array)
+        .map(|s| s.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let active = selection
+        .and_then(|s| s.get("active"))
+        .and_then(Value::as_str);
+    out.push_str(&format!(
+        "\nSelected: {}. Active object: {}.",
+        if selected.is_empty() {
+            "nothing".to_owned()
+        } else {
+            selected.join(", ")
+        },
+        active.unwrap_or("none")
+    ));
+    out
+}

@@ -1,0 +1,233 @@
+//! `chat`: plain language → Blender through a local LLM. The chat is an MCP client of this
+//! crate's own server, in process, so the model sees exactly the tools (names, descriptions,
+//! schemas) every MCP client sees and its calls run in the chat's own session of the
+//! registry.
+//!
+//! - [`tools`]: the tool set offered (from the server's list), schema simplification,
+//!   argument coercion, tool calls written as text.
+//! - [`llm`], [`ollama`], [`openai`]: the conversation types and the two HTTP dialects.
+//! - [`agent`]: the loop of one prompt (rounds, repeated-call breaker, approvals).
+//! - [`console`]: stdin lines, approval questions, the spinner, the transcript.
+
+pub mod agent;
+pub mod console;
+pub mod llm;
+pub mod ollama;
+pub mod openai;
+pub mod tools;
+
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{ChatArgs, troubleshooting};
+use crate::headless::ensure_running;
+use crate::session::Registry;
+use agent::{Agent, Outcome};
+use console::{ApprovalMode, Input, Transcript};
+use llm::{Api, LlmClient, LlmError};
+use tools::BlenderTools;
+
+/// Errors setting the chat up.
+#[derive(Debug, thiserror::Error)]
+pub enum ChatError {
+    /// A flag's value cannot be used.
+    #[error("{0}")]
+    Usage(String),
+    /// The LLM server or model cannot be used.
+    #[error(transparent)]
+    Llm(#[from] LlmError),
+    /// Blender cannot be reached.
+    #[error("{0}")]
+    Blender(String),
+    /// Something inside this program failed.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Exit status: the prompt(s) were answered.
+pub const EXIT_OK: i32 = 0;
+/// Exit status: a failure (LLM, Blender, a stopped or refused prompt).
+pub const EXIT_FAILED: i32 = 1;
+/// Exit status: a flag cannot be used.
+pub const EXIT_USAGE: i32 = 2;
+/// Exit status: interrupted (Ctrl-C / SIGTERM).
+pub const EXIT_INTERRUPTED: i32 = 130;
+
+/// Run `chat` until its prompt is answered, or stdin ends; returns the exit status. `stop`
+/// (Ctrl-C / SIGTERM) ends it at once, closing the session.
+pub async fn run(args: ChatArgs, stop: CancellationToken) -> i32 {
+    let target = args.blender.target();
+    let spawned = if args.spawn_blender {
+        match ensure_running(&target, || args.spawn.options(&target)).await {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("error: --spawn-blender could not start Blender: {e}");
+                return EXIT_FAILED;
+            }
+        }
+    } else {
+        None
+    };
+    let registry = Registry::new(args.registry_config());
+    let code = tokio::select! {
+        code = converse(&args, registry.clone()) => code,
+        _ = stop.cancelled() => {
+            eprintln!("\ninterrupted");
+            EXIT_INTERRUPTED
+        }
+    };
+    registry.shutdown().await;
+    if let Some(blender) = spawned {
+        let _ = blender.stop(Duration::from_secs(10)).await;
+    }
+    code
+}
+
+fn fail(e: &ChatError) -> i32 {
+    eprintln!("error: {e}");
+    match e {
+        ChatError::Usage(_) => EXIT_USAGE,
+        _ => EXIT_FAILED,
+    }
+}
+
+async fn converse(args: &ChatArgs, registry: Registry) -> i32 {
+    let tools = match BlenderTools::start(registry).await {
+        Ok(t) => t,
+        Err(e) => return fail(&e),
+    };
+    let code = match prepare(args, &tools).await {
+        Ok((llm, specs, transcript)) => {
+            let stdin_tty = std::io::stdin().is_terminal();
+            let approval = ApprovalMode::for_terminal(args.yes, stdin_tty);
+            let mut agent = Agent::new(
+                llm,
+                tools,
+                specs,
+                approval,
+                transcript,
+                usize::from(args.max_rounds),
+            );
+            let code = dialogue(args, &mut agent, stdin_tty).await;
+            agent
+                .transcript()
+                .record("end", serde_json::json!({"exit": code}));
+            agent.into_tools().close().await;
+            return code;
+        }
+        Err(e) => fail(&e),
+    };
+    tools.close().await;
+    code
+}
+
+/// Check Blender, the tools and the model before the first prompt.
+async fn prepare(
+    args: &ChatArgs,
+    tools: &BlenderTools,
+) -> Result<(LlmClient, Vec<tools::ToolSpec>, Transcript), ChatError> {
+    let specs = tools::select(tools.all(), &args.tools)?;
+    let transcript = match &args.transcript {
+        Some(path) => Transcript::open(path).map_err(|e| {
+            ChatError::Usage(format!(
+                "cannot open the transcript file {}: {e}",
+                path.display()
+            ))
+        })?,
+        None => Transcript::none(),
+    };
+    let scene = tools.call("get_scene_info", serde_json::Map::new()).await;
+    if !scene.ok {
+        return Err(ChatError::Blender(format!(
+            "Blender is not usable: {}\n\n{}\n(Or pass --spawn-blender to start a headless Blender.)",
+            scene.text,
+            troubleshooting(&args.blender.target())
+        )));
+    }
+    let mut llm = LlmClient::new(args.api, args.llm_settings())?;
+    llm.check_model().await?;
+    Ok((llm, specs, transcript))
+}
+
+async fn dialogue(args: &ChatArgs, agent: &mut Agent, stdin_tty: bool) -> i32 {
+    let mut input = Input::stdin();
+    let model = agent.model().to_owned();
+    agent.transcript().record(
+        "start",
+        serde_json::json!({"model": model, "api": args.api.name(), "tools": args.tools}),
+    );
+    if !args.prompt.is_empty() {
+        let prompt = args.prompt.join(" ");
+        return one_prompt(agent, &prompt, &mut input).await.0;
+    }
+    if stdin_tty {
+        eprintln!(
+            "Chatting with {model} about the open Blender scene. One request per line; /quit or Ctrl-D ends."
+        );
+    }
+    loop {
+        if stdin_tty {
+            eprint!("\n› ");
+            let _ = std::io::stderr().flush();
+        }
+        let Some(line) = input.line().await else {
+            return EXIT_OK;
+        };
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        if matches!(line, "/quit" | "/exit" | "/q") {
+            return EXIT_OK;
+        }
+        let (code, quit) = one_prompt(agent, line, &mut input).await;
+        if quit {
+            return if stdin_tty { EXIT_OK } else { code };
+        }
+        // Read from a pipe, a failed request ends the run (a script should see it);
+        // in a terminal the person reads the error and goes on.
+        if code != EXIT_OK && !stdin_tty {
+            return code;
+        }
+    }
+}
+
+/// One prompt: print the answer on stdout, or why it stopped on stderr. Returns the exit
+/// status and whether the conversation must end.
+async fn one_prompt(agent: &mut Agent, prompt: &str, input: &mut Input) -> (i32, bool) {
+    let mut err = std::io::stderr();
+    match agent.prompt(prompt, input, &mut err).await {
+        Ok(Outcome::Answered(answer)) => {
+            println!("{answer}");
+            (EXIT_OK, false)
+        }
+        Ok(Outcome::Stopped(why)) => {
+            eprintln!("chat {why}");
+            (EXIT_FAILED, false)
+        }
+        Ok(Outcome::Quit) => {
+            eprintln!("chat ended: you chose quit; that code was not run.");
+            (EXIT_FAILED, true)
+        }
+        Ok(Outcome::Refused(why)) => {
+            eprintln!("chat refused to run the model's code: {why}");
+            (EXIT_FAILED, true)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            (EXIT_FAILED, false)
+        }
+    }
+}
+
+impl Api {
+    /// The dialect's name, as `--api` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Api::Ollama => "ollama",
+            Api::Openai => "openai",
+        }
+    }
+}

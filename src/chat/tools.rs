@@ -1,0 +1,580 @@
+//! The tools the chat offers a model, taken from the MCP server's own tool list (one source of
+//! truth for names, descriptions and schemas), and what small local models need around them:
+//! a curated default set, schemas simplified to what Ollama understands, arguments coerced to
+//! the schema's types, and tool calls written as text recognised as calls.
+
+use std::time::{Duration, Instant};
+
+use rmcp::ServiceExt;
+use rmcp::model::{CallToolRequestParams, Tool};
+use rmcp::service::{RoleClient, RunningService};
+use serde_json::{Map, Value, json};
+
+use super::ChatError;
+use super::llm::ToolCall;
+use crate::mcp::BlenderServer;
+use crate::session::Registry;
+
+/// The tools offered when `--tools` is not given: enough to look at and change the scene, few
+/// enough for a small model to choose well.
+pub const DEFAULT_TOOLS: &[&str] = &["get_scene_info", "execute_blender_code", "get_object_info"];
+
+/// The tool whose calls a person approves before they run.
+pub const CODE_TOOL: &str = "execute_blender_code";
+
+/// Parameters the chat fills in itself and never shows the model: it works in its own session.
+const HIDDEN_PARAMETERS: &[&str] = &["session_id"];
+
+/// A tool as offered to the model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolSpec {
+    /// The MCP tool name.
+    pub name: String,
+    /// The MCP tool description.
+    pub description: String,
+    /// The simplified JSON schema of its arguments (always an object schema).
+    pub parameters: Value,
+}
+
+impl ToolSpec {
+    /// The tool in the `{"type": "function", "function": {...}}` form both dialects use.
+    pub fn as_function(&self) -> Value {
+        json!({
+            "type": "function",
+            "function": {
+                "name": self.name,
+                "description": self.description,
+                "parameters": self.parameters,
+            }
+        })
+    }
+}
+
+/// Choose the tools to offer: `wanted` names (or `all`), in the server's order.
+pub fn select(all: &[Tool], wanted: &[String]) -> Result<Vec<ToolSpec>, ChatError> {
+    let everything = wanted.iter().any(|w| w.trim() == "all");
+    let names: Vec<&str> = all.iter().map(|t| t.name.as_ref()).collect();
+    if !everything {
+        let unknown: Vec<&str> = wanted
+            .iter()
+            .map(|w| w.trim())
+            .filter(|w| !w.is_empty() && !names.contains(w))
+            .collect();
+        if !unknown.is_empty() {
+            return Err(ChatError::Usage(format!(
+                "unknown tool(s) in --tools: {}. Available: {} (or `all`).",
+                unknown.join(", "),
+                names.join(", ")
+            )));
+        }
+    }
+    let chosen: Vec<ToolSpec> = all
+        .iter()
+        .filter(|t| everything || wanted.iter().any(|w| w.trim() == t.name))
+        .map(|t| ToolSpec {
+            name: t.name.to_string(),
+            description: t.description.as_deref().unwrap_or_default().to_owned(),
+            parameters: simplify_schema(&t.input_schema),
+        })
+        .collect();
+    if chosen.is_empty() {
+        return Err(ChatError::Usage(format!(
+            "--tools chose no tool. Available: {} (or `all`).",
+            names.join(", ")
+        )));
+    }
+    Ok(chosen)
+}
+
+/// Simplify an object schema for models served by Ollama: `$ref`s inlined, `null` dropped from
+/// types, defaults, ranges and formats folded into the description, annotation keywords
+/// dropped, and `properties: {}` for tools without arguments. Parameters the chat fills in
+/// itself (`session_id`) are removed.
+pub fn simplify_schema(schema: &Map<String, Value>) -> Value {
+    let defs = schema
+        .get("$defs")
+        .or_else(|| schema.get("definitions"))
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let mut properties = Map::new();
+    if let Some(Value::Object(props)) = schema.get("properties") {
+        for (name, prop) in props {
+            if HIDDEN_PARAMETERS.contains(&name.as_str()) {
+                continue;
+            }
+            properties.insert(name.clone(), simplify_property(prop, &defs, 0));
+        }
+    }
+    let required: Vec<Value> = schema
+        .get("required")
+        .and_then(Value::as_array)
+        .map(|r| {
+            r.iter()
+                .filter(|n| n.as_str().is_some_and(|n| properties.contains_key(n)))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    json!({"type": "object", "properties": properties, "required": required})
+}
+
+fn resolve<'a>(schema: &'a Value, defs: &'a Map<String, Value>) -> &'a Value {
+    match schema.get("$ref").and_then(Value::as_str) {
+        Some(r) => r
+            .rsplit('/')
+            .next()
+            .and_then(|name| defs.get(name))
+            .unwrap_or(schema),
+        None => schema,
+    }
+}
+
+/// The non-null alternative of `anyOf`/`oneOf: [X, {"type": "null"}]`, else the schema itself.
+fn non_null<'a>(schema: &'a Value, defs: &'a Map<String, Value>) -> &'a Value {
+    for key in ["anyOf", "oneOf"] {
+        if let Some(Value::Array(alts)) = schema.get(key) {
+            let rest: Vec<&Value> = alts
+                .iter()
+                .filter(|a| a.get("type").and_then(Value::as_str) != Some("null"))
+                .collect();
+            if rest.len() == 1 {
+                return resolve(rest[0], defs);
+            }
+        }
+    }
+    schema
+}
+
+fn simplify_property(prop: &Value, defs: &Map<String, Value>, depth: usize) -> Value {
+    let resolved = non_null(resolve(prop, defs), defs);
+    let mut out = Map::new();
+    let ty = match resolved.get("type") {
+        Some(Value::String(t)) => Some(t.clone()),
+        Some(Value::Array(ts)) => ts
+            .iter()
+            .filter_map(Value::as_str)
+            .find(|t| *t != "null")
+            .map(str::to_owned),
+        _ => None,
+    };
+    if let Some(t) = &ty {
+        out.insert("type".into(), Value::String(t.clone()));
+    }
+    let mut description = prop
+        .get("description")
+        .or_else(|| resolved.get("description"))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    let mut notes = Vec::new();
+    let min = resolved.get("minimum").and_then(Value::as_f64);
+    let max = resolved.get("maximum").and_then(Value::as_f64);
+    match (min, max) {
+        (Some(lo), Some(hi)) => notes.push(format!("from {} to {}", num(lo), num(hi))),
+        (Some(lo), None) if lo != 0.0 => notes.push(format!("at least {}", num(lo))),
+        (None, Some(hi)) => notes.push(format!("at most {}", num(hi))),
+        _ => {}
+    }
+    let default = prop.get("default").or_else(|| resolved.get("default"));
+    if let Some(d) = default.filter(|d| !d.is_null()) {
+        notes.push(format!("default {d}"));
+    }
+    if !notes.is_empty() {
+        let joined = notes.join(", ");
+        if !description.contains(&joined) {
+            if !description.is_empty() {
+                description.push(' ');
+            }
+            description.push_str(&format!("({joined})"));
+        }
+    }
+    if !description.is_empty() {
+        out.insert("description".into(), Value::String(description));
+    }
+    if let Some(e) = resolved.get("enum") {
+        out.insert("enum".into(), e.clone());
+    }
+    if ty.as_deref() == Some("array")
+        && let Some(items) = resolved.get("items")
+        && depth < 4
+    {
+        out.insert("items".into(), simplify_property(items, defs, depth + 1));
+    }
+    if ty.as_deref() == Some("object")
+        && let Some(Value::Object(props)) = resolved.get("properties")
+        && depth < 4
+    {
+        let inner: Map<String, Value> = props
+            .iter()
+            .map(|(k, v)| (k.clone(), simplify_property(v, defs, depth + 1)))
+            .collect();
+        out.insert("properties".into(), Value::Object(inner));
+    }
+    Value::Object(out)
+}
+
+fn num(x: f64) -> String {
+    if x.fract() == 0.0 && x.abs() < 1e15 {
+        format!("{}", x as i64)
+    } else {
+        x.to_string()
+    }
+}
+
+/// Coerce a model's arguments to the tool's schema: a JSON string holding the object is
+/// parsed, `"2"` becomes 2 for numbers, `"true"` true for booleans, numbers and booleans
+/// become text for strings, and a JSON string holding an object or array is parsed where
+/// one is expected. Keys the schema does not offer (such as a hallucinated `session_id`) are
+/// dropped.
+pub fn coerce_arguments(spec: &ToolSpec, arguments: &Value) -> Map<String, Value> {
+    let object = match arguments {
+        Value::Object(map) => map.clone(),
+        Value::String(text) => match serde_json::from_str::<Value>(text) {
+            Ok(Value::Object(map)) => map,
+            _ => Map::new(),
+        },
+        _ => Map::new(),
+    };
+    let props = spec
+        .parameters
+        .get("properties")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    object
+        .into_iter()
+        .filter_map(|(key, value)| {
+            let prop = props.get(&key)?;
+            let ty = prop.get("type").and_then(Value::as_str);
+            Some((key, coerce_value(value, ty)))
+        })
+        .collect()
+}
+
+fn coerce_value(value: Value, ty: Option<&str>) -> Value {
+    match (ty, value) {
+        (Some("integer"), Value::String(s)) => {
+            let t = s.trim();
+            if let Ok(i) = t.parse::<i64>() {
+                json!(i)
+            } else if let Ok(f) = t.parse::<f64>()
+                && f.fract() == 0.0
+                && f.abs() < 9.0e15
+            {
+                json!(f as i64)
+            } else {
+                Value::String(s)
+            }
+        }
+        (Some("integer"), Value::Number(n)) if n.as_i64().is_none() && n.as_u64().is_none() => {
+            match n.as_f64() {
+                Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => json!(f as i64),
+                _ => Value::Number(n),
+            }
+        }
+        (Some("number"), Value::String(s)) => match s.trim().parse::<f64>() {
+            Ok(f) if f.is_finite() => json!(f),
+            _ => Value::String(s),
+        },
+        (Some("boolean"), Value::String(s)) => match s.trim().to_ascii_lowercase().as_str() {
+            "true" | "yes" | "1" => Value::Bool(true),
+            "false" | "no" | "0" => Value::Bool(false),
+            _ => Value::String(s),
+        },
+        (Some("boolean"), Value::Number(n)) if n.as_i64() == Some(0) || n.as_i64() == Some(1) => {
+            Value::Bool(n.as_i64() == Some(1))
+        }
+        (Some("string"), Value::Number(n)) => Value::String(n.to_string()),
+        (Some("string"), Value::Bool(b)) => Value::String(b.to_string()),
+        (Some("object" | "array"), Value::String(s)) => match serde_json::from_str::<Value>(&s) {
+            Ok(v @ (Value::Object(_) | Value::Array(_))) => v,
+            _ => Value::String(s),
+        },
+        (_, v) => v,
+    }
+}
+
+/// Tool calls a model wrote as text instead of making them: JSON objects such as
+/// `{"name": "get_scene_info", "arguments": {}}` (also with `parameters`, or wrapped in
+/// `function`), bare, in a ```json fence, or in `<tool_call>…</tool_call>` tags. Only calls
+/// of offered tools count. Returns the text left around the calls and the calls, or `None`
+/// when the content holds no call.
+pub fn calls_in_text(content: &str, tools: &[ToolSpec]) -> Option<(String, Vec<ToolCall>)> {
+    let mut calls = Vec::new();
+    let mut rest = String::new();
+    if content.contains("<tool_call>") {
+        let mut tail = content;
+        while let Some(start) = tail.find("<tool_call>") {
+            rest.push_str(&tail[..start]);
+            let after = &tail[start + "<tool_call>".len()..];
+            let (inner, next) = match after.find("</tool_call>") {
+                Some(end) => (&after[..end], &after[end + "</tool_call>".len()..]),
+                None => (after, ""),
+            };
+            calls.extend(parse_calls(strip_fence(inner), tools));
+            tail = next;
+        }
+        rest.push_str(tail);
+    } else {
+        let trimmed = content.trim().trim_start_matches("<|python_tag|>");
+        calls.extend(parse_calls(strip_fence(trimmed), tools));
+    }
+    if calls.is_empty() {
+        None
+    } else {
+        Some((rest.trim().to_owned(), calls))
+    }
+}
+
+fn strip_fence(text: &str) -> &str {
+    let t = text.trim();
+    if let Some(body) = t.strip_prefix("```")
+        && let Some(body) = body.strip_suffix("```")
+    {
+        let body = body.trim_start_matches(|c: char| c.is_ascii_alphanumeric());
+        return body.trim();
+    }
+    t
+}
+
+fn parse_calls(text: &str, tools: &[ToolSpec]) -> Vec<ToolCall> {
+    let Ok(value) = serde_json::from_str::<Value>(text) else {
+        return Vec::new();
+    };
+    let items = match value {
+        Value::Array(items) => items,
+        Value::Object(ref map) if map.get("tool_calls").is_some_and(Value::is_array) => {
+            map["tool_calls"].as_array().cloned().unwrap_or_default()
+        }
+        other => vec![other],
+    };
+    items
+        .iter()
+        .filter_map(|item| call_from_json(item, tools))
+        .collect()
+}
+
+fn call_from_json(item: &Value, tools: &[ToolSpec]) -> Option<ToolCall> {
+    let function = item.get("function").filter(|f| f.is_object());
+    let source = function.unwrap_or(item);
+    let name = source
+        .get("name")
+        .or_else(|| item.get("function").filter(|f| f.is_string()))
+        .or_else(|| item.get("tool"))
+        .and_then(Value::as_str)?;
+    if !tools.iter().any(|t| t.name == name) {
+        return None;
+    }
+    let arguments = ["arguments", "parameters", "args", "input"]
+        .iter()
+        .find_map(|k| source.get(*k).or_else(|| item.get(*k)))
+        .cloned()
+        .unwrap_or_else(|| json!({}));
+    Some(ToolCall {
+        id: item.get("id").and_then(Value::as_str).map(str::to_owned),
+        name: name.to_owned(),
+        arguments,
+    })
+}
+
+/// What one tool call gave back.
+#[derive(Debug, Clone)]
+pub struct ToolOutcome {
+    /// False when the tool reported an error (`isError`) or could not be called.
+    pub ok: bool,
+    /// The result's text (for `execute_blender_code`, what the code printed).
+    pub text: String,
+    /// The structured result, when the tool gave one.
+    pub structured: Option<Value>,
+    /// How long the call took.
+    pub duration: Duration,
+}
+
+/// The MCP server's tools, called in process: the chat is an MCP client of its own server
+/// over an in-memory pipe, so it sees exactly the tools, schemas and results any MCP client
+/// sees, and its calls run in its own session of the registry.
+pub struct BlenderTools {
+    client: RunningService<RoleClient, ()>,
+    server: tokio::task::JoinHandle<()>,
+    tools: Vec<Tool>,
+}
+
+impl BlenderTools {
+    /// Start the server over `registry` and connect to it.
+    pub async fn start(registry: Registry) -> Result<Self, ChatError> {
+        let (server_io, client_io) = tokio::io::duplex(1 << 20);
+        let server = BlenderServer::new(registry);
+        let server = tokio::spawn(async move {
+            if let Ok(service) = server.serve(server_io).await {
+                let _ = service.waiting().await;
+            }
+        });
+        let client = ()
+            .serve(client_io)
+            .await
+            .map_err(|e| ChatError::Internal(format!("in-process MCP client: {e}")))?;
+        let tools = client
+            .list_all_tools()
+            .await
+            .map_err(|e| ChatError::Internal(format!("listing the tools: {e}")))?;
+        Ok(BlenderTools {
+            client,
+            server,
+            tools,
+        })
+    }
+
+    /// Every tool the server has.
+    pub fn all(&self) -> &[Tool] {
+        &self.tools
+    }
+
+    /// Call a tool. A tool error is an outcome with `ok: false`, never an `Err`.
+    pub async fn call(&self, name: &str, arguments: Map<String, Value>) -> ToolOutcome {
+        let started = Instant::now();
+        let result = self
+            .client
+            .call_tool(CallToolRequestParams::new(name.to_owned()).with_arguments(arguments))
+            .await;
+        let duration = started.elapsed();
+        match result {
+            Ok(result) => ToolOutcome {
+                ok: result.is_error != Some(true),
+                text: result
+                    .content
+                    .iter()
+                    .map(|c| match c.as_text() {
+                        Some(t) => t.text.clone(),
+                        None => "[non-text content omitted]".to_owned(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                structured: result.structured_content.clone(),
+                duration,
+            },
+            Err(e) => ToolOutcome {
+                ok: false,
+                text: format!("the tool could not be called: {e}"),
+                structured: None,
+                duration,
+            },
+        }
+    }
+
+    /// Close the MCP connection and wait for the server task.
+    pub async fn close(self) {
+        let BlenderTools { client, server, .. } = self;
+        let _ = client.cancel().await;
+        let _ = server.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(name: &str, parameters: Value) -> ToolSpec {
+        ToolSpec {
+            name: name.into(),
+            description: String::new(),
+            parameters,
+        }
+    }
+
+    #[test]
+    fn schema_is_simplified_for_ollama() {
+        let schema = json!({
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "title": "P",
+            "type": "object",
+            "$defs": {"Mode": {"type": "string", "enum": ["a", "b"], "description": "Mode."}},
+            "properties": {
+                "max_size": {"type": ["integer", "null"], "format": "uint32",
+                             "minimum": 16, "maximum": 8192, "default": null,
+                             "description": "Largest side."},
+                "mode": {"anyOf": [{"$ref": "#/$defs/Mode"}, {"type": "null"}], "default": "a"},
+                "session_id": {"type": ["string", "null"]}
+            },
+            "required": ["mode", "session_id"]
+        });
+        let s = simplify_schema(schema.as_object().unwrap());
+        assert_eq!(
+            s,
+            json!({
+                "type": "object",
+                "properties": {
+                    "max_size": {"type": "integer", "description": "Largest side. (from 16 to 8192)"},
+                    "mode": {"type": "string", "description": "Mode. (default \"a\")", "enum": ["a", "b"]}
+                },
+                "required": ["mode"]
+            })
+        );
+        let empty = simplify_schema(json!({"type": "object"}).as_object().unwrap());
+        assert_eq!(
+            empty,
+            json!({"type": "object", "properties": {}, "required": []})
+        );
+    }
+
+    #[test]
+    fn arguments_are_coerced_to_the_schema() {
+        let s = spec(
+            "t",
+            json!({"type": "object", "properties": {
+                "n": {"type": "integer"}, "x": {"type": "number"}, "b": {"type": "boolean"},
+                "s": {"type": "string"}, "o": {"type": "object"}
+            }}),
+        );
+        let args = json!({"n": "2", "x": "1.5", "b": "true", "s": 7, "o": "{\"k\": 1}",
+                          "session_id": "scene-x"});
+        assert_eq!(
+            Value::Object(coerce_arguments(&s, &args)),
+            json!({"n": 2, "x": 1.5, "b": true, "s": "7", "o": {"k": 1}})
+        );
+        let as_text = json!("{\"n\": \"3\"}");
+        assert_eq!(
+            Value::Object(coerce_arguments(&s, &as_text)),
+            json!({"n": 3})
+        );
+        let junk = json!({"n": "many"});
+        assert_eq!(
+            Value::Object(coerce_arguments(&s, &junk)),
+            json!({"n": "many"})
+        );
+    }
+
+    #[test]
+    fn text_tool_calls_are_recognised() {
+        let tools = vec![
+            spec("get_scene_info", json!({})),
+            spec("execute_blender_code", json!({})),
+        ];
+        let (rest, calls) = calls_in_text(
+            "Let me look.\n<tool_call>\n{\"name\": \"get_scene_info\", \"arguments\": {}}\n</tool_call>",
+            &tools,
+        )
+        .unwrap();
+        assert_eq!(rest, "Let me look.");
+        assert_eq!(calls[0].name, "get_scene_info");
+
+        let (_, calls) = calls_in_text(
+            "```json\n{\"name\": \"execute_blender_code\", \"parameters\": {\"code\": \"print(1)\"}}\n```",
+            &tools,
+        )
+        .unwrap();
+        assert_eq!(calls[0].arguments, json!({"code": "print(1)"}));
+
+        let (_, calls) = calls_in_text(
+            "[{\"function\": {\"name\": \"get_scene_info\", \"arguments\": \"{}\"}}, {\"name\": \"get_scene_info\"}]",
+            &tools,
+        )
+        .unwrap();
+        assert_eq!(calls.len(), 2);
+
+        assert!(calls_in_text("{\"name\": \"rm_rf\", \"arguments\": {}}", &tools).is_none());
+        assert!(calls_in_text("The cube is at {0, 0, 1}.", &tools).is_none());
+        assert!(calls_in_text("{\"name\": \"Cube\"}", &tools).is_none());
+    }
+}
