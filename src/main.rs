@@ -14,23 +14,10 @@ use rmcp::ServiceExt;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
-/// Logs go to stderr: in serve mode stdout is the MCP channel.
-fn init_logs(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(false);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
-}
-
-/// The chat talks to a person on the terminal: only warnings and errors are logged (stderr),
-/// unless RUST_LOG asks for more.
-fn init_chat_logs(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+/// Logs go to stderr: in serve mode stdout is the MCP channel. `default` is the filter used
+/// when RUST_LOG is not set.
+fn init_logs(format: LogFormat, default: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -179,24 +166,25 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         None => {
-            init_logs(cli.serve.blender.log_format);
+            init_logs(cli.serve.blender.log_format, "info");
             serve(cli.serve).await
         }
         Some(Command::Serve(args)) => {
-            init_logs(args.blender.log_format);
+            init_logs(args.blender.log_format, "info");
             serve(args).await
         }
         Some(Command::Check(args)) => {
-            init_logs(args.blender.log_format);
+            init_logs(args.blender.log_format, "info");
             let code = blender_session_mcp::cli::check(&args).await;
             std::process::exit(code);
         }
         Some(Command::Blender(args)) => {
-            init_logs(args.log_format);
+            init_logs(args.log_format, "info");
             run_blender(args).await
         }
         Some(Command::Chat(args)) => {
-            init_chat_logs(args.blender.log_format);
+            // The chat talks to a person and says what went wrong itself: only errors are logged.
+            init_logs(args.blender.log_format, "error");
             let stop = stop_on_signal();
             let code = blender_session_mcp::chat::run(args, stop).await;
             std::process::exit(code);

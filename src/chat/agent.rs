@@ -346,13 +346,22 @@ impl Agent {
 /// The one-line summary of a tool call shown on the terminal.
 pub fn summary(name: &str, outcome: &ToolOutcome, as_text: bool) -> String {
     let how = if as_text { " (written as text)" } else { "" };
-    let secs = outcome.duration.as_secs_f64();
+    let took = shown_duration(outcome.duration);
     if outcome.ok {
-        format!("  ✓ {name}{how} · {secs:.2} s · ok")
+        format!("  ✓ {name}{how} · {took} · ok")
     } else {
         let first = outcome.text.lines().next().unwrap_or_default();
         let first: String = first.chars().take(120).collect();
-        format!("  ✗ {name}{how} · {secs:.2} s · error: {first}")
+        format!("  ✗ {name}{how} · {took} · error: {first}")
+    }
+}
+
+/// `7 ms`, `1.24 s`.
+fn shown_duration(d: std::time::Duration) -> String {
+    if d.as_millis() < 1000 {
+        format!("{} ms", d.as_millis().max(1))
+    } else {
+        format!("{:.2} s", d.as_secs_f64())
     }
 }
 

@@ -191,7 +191,7 @@ impl Transcript {
             .and_then(|()| file.write_all(b"\n"))
             .and_then(|()| file.flush());
         if let Err(e) = written {
-            tracing::warn!("could not write the transcript ({e}); it stops here");
+            eprintln!("warning: could not write the transcript ({e}); it stops here");
             self.file = None;
         }
     }

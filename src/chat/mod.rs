@@ -140,9 +140,11 @@ async fn prepare(
     };
     let scene = tools.call("get_scene_info", serde_json::Map::new()).await;
     if !scene.ok {
+        // The tool's message is written for a model ("call the tool again"); a person gets
+        // its first sentence and the troubleshooting steps.
+        let first = scene.text.split(". ").next().unwrap_or_default();
         return Err(ChatError::Blender(format!(
-            "Blender is not usable: {}\n\n{}\n(Or pass --spawn-blender to start a headless Blender.)",
-            scene.text,
+            "Blender is not usable: {first}.\n\n{}\n5. Or pass --spawn-blender to start a headless Blender for this chat.",
             troubleshooting(&args.blender.target())
         )));
     }

@@ -181,8 +181,8 @@ pub async fn check_model(
         )));
     }
     if caps.is_none() {
-        tracing::warn!(
-            "this Ollama does not report model capabilities (older than 0.6?); assuming {:?} can call tools",
+        eprintln!(
+            "warning: this Ollama does not report model capabilities (older than 0.6?); assuming {:?} can call tools",
             settings.model
         );
     }

@@ -193,6 +193,12 @@ pub async fn chat(
                 hint: "Check the name with `GET /v1/models`.".into(),
             });
         }
+        if message.to_lowercase().contains("tool") {
+            return Err(LlmError::NoTools(format!(
+                "the server at {url} refused the tools ({status}: {message}). The model must support tool calling \
+                 (e.g. qwen2.5, qwen3, llama3.1, mistral-nemo); llama.cpp's llama-server also needs --jinja."
+            )));
+        }
         return Err(LlmError::Status {
             url,
             status,

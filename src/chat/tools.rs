@@ -50,7 +50,7 @@ impl ToolSpec {
     }
 }
 
-/// Choose the tools to offer: `wanted` names (or `all`), in the server's order.
+/// Choose the tools to offer: `wanted` names in their order, or `all` in the server's order.
 pub fn select(all: &[Tool], wanted: &[String]) -> Result<Vec<ToolSpec>, ChatError> {
     let everything = wanted.iter().any(|w| w.trim() == "all");
     let names: Vec<&str> = all.iter().map(|t| t.name.as_ref()).collect();
@@ -68,15 +68,23 @@ pub fn select(all: &[Tool], wanted: &[String]) -> Result<Vec<ToolSpec>, ChatErro
             )));
         }
     }
-    let chosen: Vec<ToolSpec> = all
-        .iter()
-        .filter(|t| everything || wanted.iter().any(|w| w.trim() == t.name))
-        .map(|t| ToolSpec {
-            name: t.name.to_string(),
-            description: t.description.as_deref().unwrap_or_default().to_owned(),
-            parameters: simplify_schema(&t.input_schema),
-        })
-        .collect();
+    let spec = |t: &Tool| ToolSpec {
+        name: t.name.to_string(),
+        description: t.description.as_deref().unwrap_or_default().to_owned(),
+        parameters: simplify_schema(&t.input_schema),
+    };
+    let mut chosen: Vec<ToolSpec> = Vec::new();
+    if everything {
+        chosen.extend(all.iter().map(spec));
+    } else {
+        for w in wanted.iter().map(|w| w.trim()) {
+            if let Some(t) = all.iter().find(|t| t.name == w)
+                && !chosen.iter().any(|c| c.name == w)
+            {
+                chosen.push(spec(t));
+            }
+        }
+    }
     if chosen.is_empty() {
         return Err(ChatError::Usage(format!(
             "--tools chose no tool. Available: {} (or `all`).",
