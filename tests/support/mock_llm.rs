@@ -37,6 +37,8 @@ pub enum Turn {
     Error { before: String, message: String },
     /// An HTTP error status with this JSON body.
     Status(u16, Value),
+    /// Never answer (a model that hangs).
+    Hang,
 }
 
 /// One recorded request.
@@ -55,6 +57,7 @@ struct MockState {
     script: Script,
     requests: Arc<Mutex<Vec<Recorded>>>,
     calls_made: Arc<Mutex<u64>>,
+    recorded: tokio::sync::watch::Sender<usize>,
 }
 
 /// A running mock server.
@@ -62,6 +65,7 @@ pub struct MockLlm {
     /// `http://127.0.0.1:PORT` (Ollama base; OpenAI base is `{url}/v1`).
     pub url: String,
     requests: Arc<Mutex<Vec<Recorded>>>,
+    recorded: tokio::sync::watch::Receiver<usize>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -89,8 +93,10 @@ impl MockLlm {
             script: Arc::new(script),
             requests: Arc::new(Mutex::new(Vec::new())),
             calls_made: Arc::new(Mutex::new(0)),
+            recorded: tokio::sync::watch::channel(0).0,
         };
         let requests = state.requests.clone();
+        let recorded = state.recorded.subscribe();
         let app = Router::new()
             .route("/api/show", post(show))
             .route("/api/tags", get(tags))
@@ -108,6 +114,7 @@ impl MockLlm {
         MockLlm {
             url,
             requests,
+            recorded,
             task,
         }
     }
@@ -115,6 +122,17 @@ impl MockLlm {
     /// Every request so far.
     pub fn requests(&self) -> Vec<Recorded> {
         self.requests.lock().unwrap().clone()
+    }
+
+    /// Wait until `n` requests to `path` have arrived (signalled by each one).
+    pub async fn wait_requests(&mut self, path: &str, n: usize) {
+        let deadline = tokio::time::Instant::now() + super::EVENT_WAIT;
+        while self.bodies(path).len() < n {
+            tokio::time::timeout_at(deadline, self.recorded.changed())
+                .await
+                .expect("the request arrives")
+                .expect("the mock is running");
+        }
     }
 
     /// Bodies of the requests to `path`.
@@ -128,10 +146,15 @@ impl MockLlm {
 }
 
 fn record(state: &MockState, path: &str, body: &Value) {
-    state.requests.lock().unwrap().push(Recorded {
-        path: path.to_owned(),
-        body: body.clone(),
-    });
+    let n = {
+        let mut list = state.requests.lock().unwrap();
+        list.push(Recorded {
+            path: path.to_owned(),
+            body: body.clone(),
+        });
+        list.len()
+    };
+    state.recorded.send_replace(n);
 }
 
 fn json_response(status: u16, body: Value) -> Response {
@@ -293,6 +316,7 @@ async fn ollama_chat(State(state): State<MockState>, body: String) -> Response {
             ndjson(lines)
         }
         Turn::Status(status, body) => json_response(status, body),
+        Turn::Hang => std::future::pending().await,
     }
 }
 
@@ -370,6 +394,7 @@ async fn openai_chat(State(state): State<MockState>, body: String) -> Response {
             json!({"error": {"message": message, "type": "api_error", "param": null, "code": null}}),
         ),
         Turn::Status(status, body) => json_response(status, body),
+        Turn::Hang => std::future::pending().await,
     }
 }
 
