@@ -479,3 +479,42 @@ async fn blender_unreachable_is_a_clear_error_before_the_model_is_asked() {
     );
     assert!(mock.requests().is_empty());
 }
+
+#[tokio::test]
+async fn a_conversation_near_num_ctx_is_warned_about() {
+    let fake = FakeAddon::start().await;
+    let mock = MockLlm::start(|_| Turn::Text("fine".into())).await;
+    let run = run_chat(
+        &fake,
+        &ollama_args(&mock, &["--yes", "--num-ctx", "512", "hi"]),
+        "",
+    )
+    .await;
+    assert_eq!(run.code, Some(0));
+    assert_eq!(mock.bodies(CHAT)[0]["options"]["num_ctx"], 512);
+    assert!(
+        run.stderr.contains("warning: the conversation is about")
+            && run.stderr.contains("512-token context (--num-ctx)")
+            && run.stderr.contains("the model supports up to 32768"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.stderr.matches("warning:").count(), 1, "warned once");
+
+    let quiet = run_chat(&fake, &ollama_args(&mock, &["--yes", "hi"]), "").await;
+    assert!(
+        !quiet.stderr.contains("warning:"),
+        "no warning at 8192: {}",
+        quiet.stderr
+    );
+}
+
+#[tokio::test]
+async fn think_needs_a_thinking_model() {
+    let fake = FakeAddon::start().await;
+    let mock = MockLlm::start(|_| Turn::Text("never".into())).await;
+    let run = run_chat(&fake, &ollama_args(&mock, &["--yes", "--think", "hi"]), "").await;
+    assert_eq!(run.code, Some(1));
+    assert!(run.stderr.contains("does not think"), "{}", run.stderr);
+    assert!(mock.bodies(CHAT).is_empty());
+}
