@@ -6,7 +6,7 @@ mod support;
 
 use serde_json::{Value, json};
 use support::mock_llm::{
-    MockLlm, PLAIN_MODEL, TOOL_MODEL, Turn, last_message, messages_with_role, tool_names,
+    MockLlm, PLAIN_MODEL, TOOL_MODEL, Turn, calls, last_message, messages_with_role, tool_names,
 };
 use support::{FakeAddon, run_chat};
 
@@ -16,14 +16,6 @@ fn ollama_args<'a>(mock: &'a MockLlm, extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec!["--ollama-url", mock.url.as_str(), "--model", TOOL_MODEL];
     args.extend_from_slice(extra);
     args
-}
-
-fn calls(list: &[(&str, Value)]) -> Turn {
-    Turn::Calls(
-        list.iter()
-            .map(|(n, a)| ((*n).to_owned(), a.clone()))
-            .collect(),
-    )
 }
 
 /// The mock model: add a sphere when asked, then answer from the tool result.

@@ -6,7 +6,7 @@ mod support;
 
 use serde_json::{Value, json};
 use support::mock_llm::{
-    MockLlm, PLAIN_MODEL, TOOL_MODEL, Turn, last_message, messages_with_role, tool_names,
+    MockLlm, PLAIN_MODEL, TOOL_MODEL, Turn, calls, last_message, messages_with_role, tool_names,
 };
 use support::{FakeAddon, run_chat};
 
@@ -29,14 +29,6 @@ fn openai_args(base: &str, model: Option<&'static str>, extra: &[&'static str]) 
 async fn chat(fake: &FakeAddon, args: &[String], stdin: &str) -> support::ChatRun {
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     run_chat(fake, &refs, stdin).await
-}
-
-fn calls(list: &[(&str, Value)]) -> Turn {
-    Turn::Calls(
-        list.iter()
-            .map(|(n, a)| ((*n).to_owned(), a.clone()))
-            .collect(),
-    )
 }
 
 #[tokio::test]

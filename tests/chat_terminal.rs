@@ -8,7 +8,7 @@ use std::io::Write;
 use std::process::Stdio;
 
 use serde_json::{Value, json};
-use support::mock_llm::{MockLlm, TOOL_MODEL, Turn, last_message, messages_with_role};
+use support::mock_llm::{MockLlm, TOOL_MODEL, Turn, calls, last_message, messages_with_role};
 use support::{BIN, ChatRun, FakeAddon};
 
 const CHAT: &str = "/api/chat";
@@ -37,23 +37,11 @@ async fn chat_at_terminal(fake: &FakeAddon, mock: &MockLlm, answers: &str) -> Ch
         .expect("chat finishes")
         .expect("chat runs");
     drop(master);
-    let run = ChatRun {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    eprintln!(
-        "--- stdout ---\n{}--- stderr ---\n{}",
-        run.stdout, run.stderr
-    );
-    run
+    ChatRun::from_output(out)
 }
 
 fn code_call(code: &str) -> Turn {
-    Turn::Calls(vec![(
-        "execute_blender_code".to_owned(),
-        json!({ "code": code }),
-    )])
+    calls(&[("execute_blender_code", json!({ "code": code }))])
 }
 
 /// Round 1 asks for a sphere; round 2 (after any answer) asks to print; then it answers.

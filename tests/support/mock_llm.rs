@@ -398,6 +398,15 @@ async fn openai_chat(State(state): State<MockState>, body: String) -> Response {
     }
 }
 
+/// Tool calls by name and arguments.
+pub fn calls(list: &[(&str, Value)]) -> Turn {
+    Turn::Calls(
+        list.iter()
+            .map(|(n, a)| ((*n).to_owned(), a.clone()))
+            .collect(),
+    )
+}
+
 /// The last message of a request.
 pub fn last_message(body: &Value) -> &Value {
     body["messages"]

@@ -388,6 +388,22 @@ pub struct ChatRun {
     pub stderr: String,
 }
 
+impl ChatRun {
+    /// What a finished process left, echoed to the test's output for when it fails.
+    pub fn from_output(out: std::process::Output) -> Self {
+        let run = ChatRun {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        };
+        eprintln!(
+            "--- chat stdout ---\n{}--- chat stderr ---\n{}",
+            run.stdout, run.stderr
+        );
+        run
+    }
+}
+
 /// Run the binary's `chat` with `args` against the fake addon, stdin fed with `stdin` (a
 /// pipe, so never a terminal). LLM-related environment variables of the caller are cleared.
 pub async fn run_chat(fake: &FakeAddon, args: &[&str], stdin: &str) -> ChatRun {
@@ -420,14 +436,5 @@ pub async fn run_chat_port(port: u16, args: &[&str], stdin: &str) -> ChatRun {
         .await
         .expect("chat finishes within a minute")
         .expect("chat runs");
-    let run = ChatRun {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    eprintln!(
-        "--- chat stdout ---\n{}--- chat stderr ---\n{}",
-        run.stdout, run.stderr
-    );
-    run
+    ChatRun::from_output(out)
 }
