@@ -119,15 +119,17 @@ pub struct DemoArgs {
 /// Flags of `chat`.
 #[derive(Debug, Clone, Args)]
 pub struct ChatArgs {
-    /// What to do, e.g. `add a red cube on top of the plane`. Without it, chat reads one
-    /// request per line from stdin (an interactive conversation in a terminal).
-    #[arg(value_name = "PROMPT", trailing_var_arg = true)]
+    /// What to do, e.g. `add a red cube on top of the plane` (quoted or not; flags may come
+    /// before or after it). Without it, chat reads one request per line from stdin (an
+    /// interactive conversation in a terminal).
+    #[arg(value_name = "PROMPT")]
     pub prompt: Vec<String>,
     /// Which HTTP API the LLM server speaks: Ollama's native /api/chat, or an
     /// OpenAI-compatible /v1/chat/completions (llama.cpp server, LM Studio, vLLM, Ollama /v1).
     #[arg(long, value_enum, default_value_t = Api::Ollama)]
     pub api: Api,
-    /// Ollama's address (also `host`, `host:port` or `0.0.0.0` as OLLAMA_HOST allows).
+    /// Ollama's address, read as Ollama reads OLLAMA_HOST: `host`, `host:port`, `0.0.0.0`
+    /// or a URL (without a scheme the port defaults to 11434, with `http://` to 80).
     #[arg(long, env = "OLLAMA_HOST", default_value = "http://127.0.0.1:11434")]
     pub ollama_url: String,
     /// Base URL of an OpenAI-compatible server, up to and including `/v1` (--api openai).

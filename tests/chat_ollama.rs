@@ -6,7 +6,8 @@ mod support;
 
 use serde_json::{Value, json};
 use support::mock_llm::{
-    MockLlm, PLAIN_MODEL, TOOL_MODEL, Turn, calls, last_message, messages_with_role, tool_names,
+    MockLlm, PLAIN_MODEL, THINKING_MODEL, TOOL_MODEL, Turn, calls, last_message,
+    messages_with_role, tool_names,
 };
 use support::{FakeAddon, run_chat};
 
@@ -202,7 +203,7 @@ async fn a_tool_call_written_as_text_is_recognised_and_run() {
     let mock = MockLlm::start(|body| {
         if last_message(body)["role"] == "user" {
             Turn::Text(
-                "I'll compute it.\n<tool_call>\n{\"name\": \"execute_blender_code\", \"arguments\": {\"code\": \"print(6 * 7)\"}}\n</tool_call>".into(),
+                "I'll compute it.\n<tool_call>\n{\"name\": \"execute_blender_code\", \"arguments\": \"{\\\"code\\\": \\\"print(6 * 7)\\\"}\"}\n</tool_call>".into(),
             )
         } else {
             Turn::Text(format!("The answer is {}.", last_message(body)["content"].as_str().unwrap().trim()))
@@ -230,6 +231,11 @@ async fn a_tool_call_written_as_text_is_recognised_and_run() {
         "sent back as a proper call so the model sees what it did"
     );
     assert_eq!(assistant[0]["content"], "I'll compute it.");
+    assert_eq!(
+        assistant[0]["tool_calls"][0]["function"]["arguments"],
+        json!({"code": "print(6 * 7)"}),
+        "arguments written as a JSON string go back as the object Ollama requires"
+    );
 }
 
 #[tokio::test]
@@ -509,4 +515,181 @@ async fn think_needs_a_thinking_model() {
     assert_eq!(run.code, Some(1));
     assert!(run.stderr.contains("does not think"), "{}", run.stderr);
     assert!(mock.bodies(CHAT).is_empty());
+}
+
+#[tokio::test]
+async fn the_token_count_ollama_reports_is_watched_too() {
+    let fake = FakeAddon::start().await;
+    let mock = MockLlm::start(|_| Turn::Text("fine".into())).await;
+    mock.set_prompt_tokens(3500);
+    let run = run_chat(
+        &fake,
+        &ollama_args(&mock, &["--yes", "--num-ctx", "4096", "hi"]),
+        "",
+    )
+    .await;
+    assert_eq!(run.code, Some(0));
+    assert!(
+        run.stderr
+            .contains("about 3500 tokens of the model's 4096-token context"),
+        "warned from Ollama's own count, not the estimate: {}",
+        run.stderr
+    );
+}
+
+#[tokio::test]
+async fn think_is_sent_to_a_thinking_model() {
+    let fake = FakeAddon::start().await;
+    let mock = MockLlm::start(|_| Turn::Text("thought".into())).await;
+    let url = mock.url.clone();
+    let run = run_chat(
+        &fake,
+        &[
+            "--ollama-url",
+            &url,
+            "--model",
+            THINKING_MODEL,
+            "--think",
+            "hi",
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(run.code, Some(0));
+    assert_eq!(mock.bodies(CHAT)[0]["think"], true);
+}
+
+#[tokio::test]
+async fn flags_may_follow_the_prompt_and_the_environment_names_ollama_and_the_model() {
+    let fake = FakeAddon::start().await;
+    let mock = MockLlm::start(sphere_script).await;
+    let run = run_chat(
+        &fake,
+        &[
+            "add",
+            "a",
+            "sphere",
+            "--yes",
+            "--ollama-url",
+            &mock.url,
+            "--model",
+            TOOL_MODEL,
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(run.code, Some(0));
+    assert_eq!(
+        last_message(&mock.bodies(CHAT)[0])["content"],
+        "add a sphere"
+    );
+
+    // OLLAMA_HOST as Ollama itself takes it: host:port without a scheme.
+    let host = mock.url.trim_start_matches("http://").to_owned();
+    let run = support::run_chat_env(
+        fake.port,
+        &["--yes", "add a sphere"],
+        "",
+        &[("OLLAMA_HOST", &host), ("OLLAMA_MODEL", TOOL_MODEL)],
+    )
+    .await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(mock.bodies(CHAT).len(), 4);
+    assert_eq!(mock.bodies(CHAT)[2]["model"], TOOL_MODEL);
+}
+
+#[tokio::test]
+async fn blender_command_needs_approval_like_code() {
+    let fake = FakeAddon::start().await;
+    let mock = MockLlm::start(|body| {
+        if last_message(body)["role"] == "user" {
+            calls(&[(
+                "blender_command",
+                json!({"type": "execute_code", "params": {"code": "print('sneaky')"}}),
+            )])
+        } else {
+            Turn::Text(
+                last_message(body)["content"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_owned(),
+            )
+        }
+    })
+    .await;
+    let args = ["--tools", "blender_command", "run it"];
+    let run = run_chat(&fake, &ollama_args(&mock, &args), "").await;
+    assert_eq!(run.code, Some(1));
+    assert!(
+        run.stderr
+            .contains("The model wants to send this blender_command to Blender:")
+            && run.stderr.contains("print('sneaky')")
+            && run.stderr.contains("stdin is not a terminal"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(mock.bodies(CHAT).len(), 1);
+
+    let mut with_yes = vec!["--yes"];
+    with_yes.extend_from_slice(&args);
+    let run = run_chat(&fake, &ollama_args(&mock, &with_yes), "").await;
+    assert_eq!(run.code, Some(0));
+    assert!(run.stdout.contains("sneaky"), "{}", run.stdout);
+}
+
+#[tokio::test]
+async fn a_repeat_after_moving_on_is_warned_again_not_stopped() {
+    let fake = FakeAddon::start().await;
+    let mock = MockLlm::start(|body| match messages_with_role(body, "tool").len() {
+        0 | 1 => calls(&[("execute_blender_code", json!({"code": "print('a')"}))]),
+        2 | 3 => calls(&[("execute_blender_code", json!({"code": "print('b')"}))]),
+        _ => Turn::Text("done".into()),
+    })
+    .await;
+    let run = run_chat(&fake, &ollama_args(&mock, &["--yes", "go"]), "").await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(run.stdout.trim(), "done");
+    assert_eq!(
+        run.stderr
+            .matches("not run (same call as just before)")
+            .count(),
+        2
+    );
+    assert_eq!(run.stderr.matches("✓ execute_blender_code").count(), 2);
+}
+
+#[tokio::test]
+async fn an_answer_cut_off_at_the_length_limit_is_not_passed_off_as_the_answer() {
+    let fake = FakeAddon::start().await;
+    let mock = MockLlm::start(|_| Turn::Truncated("The scene has a cube, a cam".into())).await;
+    let run = run_chat(&fake, &ollama_args(&mock, &["--yes", "describe"]), "").await;
+    assert_eq!(run.code, Some(1));
+    assert!(run.stdout.is_empty());
+    assert!(
+        run.stderr.contains("cut off at its length limit") && run.stderr.contains("a cube, a cam"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[tokio::test]
+async fn the_instructions_name_only_the_offered_tools() {
+    let fake = FakeAddon::start().await;
+    let mock = MockLlm::start(|_| Turn::Text("ok".into())).await;
+    let run = run_chat(
+        &fake,
+        &ollama_args(&mock, &["--yes", "--tools", "get_scene_info", "hi"]),
+        "",
+    )
+    .await;
+    assert_eq!(run.code, Some(0));
+    let system = mock.bodies(CHAT)[0]["messages"][0]["content"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(system.contains("call get_scene_info"), "{system}");
+    assert!(
+        !system.contains("execute_blender_code") && !system.contains("get_object_info"),
+        "{system}"
+    );
 }

@@ -180,6 +180,15 @@ async fn a_repeated_call_loop_is_broken() {
         run.stderr
     );
     assert_eq!(mock.bodies(COMPLETIONS).len(), 3);
+    let bodies = mock.bodies(COMPLETIONS);
+    let told = messages_with_role(&bodies[2], "tool");
+    assert!(
+        told.last().unwrap()["content"]
+            .as_str()
+            .unwrap()
+            .contains("Do not repeat it"),
+        "the model was told before being stopped"
+    );
 }
 
 #[tokio::test]

@@ -122,6 +122,8 @@ async fn sigterm_while_the_model_works_ends_the_chat_and_closes_its_session() {
     let mut fake = FakeAddon::start().await;
     let mut mock = MockLlm::start(|_| Turn::Hang).await;
     let port = fake.port.to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let transcript = dir.path().join("t.jsonl");
     let child = tokio::process::Command::new(BIN)
         .args([
             "chat",
@@ -131,7 +133,8 @@ async fn sigterm_while_the_model_works_ends_the_chat_and_closes_its_session() {
             "--ollama-url",
             &mock.url,
         ])
-        .args(["--model", TOOL_MODEL, "hello"])
+        .args(["--model", TOOL_MODEL, "hello", "--transcript"])
+        .arg(&transcript)
         .env_remove("OLLAMA_HOST")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -154,4 +157,8 @@ async fn sigterm_while_the_model_works_ends_the_chat_and_closes_its_session() {
     assert_eq!(out.status.code(), Some(130));
     assert!(String::from_utf8_lossy(&out.stderr).contains("interrupted"));
     fake.wait_count("closed", 1).await;
+    let text = std::fs::read_to_string(&transcript).unwrap();
+    let last: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(last["event"], "end", "the transcript is closed off: {text}");
+    assert_eq!(last["exit"], 130);
 }

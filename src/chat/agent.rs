@@ -6,10 +6,10 @@ use std::io::Write;
 
 use serde_json::{Map, Value, json};
 
-use super::console::{Approval, ApprovalMode, Input, Progress, Transcript};
+use super::console::{Approval, ApprovalMode, Input, Progress, Transcript, listing};
 use super::llm::{Api, LlmClient, LlmError, Message, Role, ToolCall};
 use super::tools::{
-    BlenderTools, CODE_TOOL, ToolOutcome, ToolSpec, calls_in_text, coerce_arguments,
+    BlenderTools, CODE_TOOL, ToolOutcome, ToolSpec, as_object, calls_in_text, coerce_arguments,
 };
 
 /// Longest tool result text passed to the model; longer output is cut in the middle.
@@ -18,15 +18,36 @@ const MAX_RESULT_CHARS: usize = 12_000;
 /// Most objects listed in the system prompt.
 const MAX_LISTED_OBJECTS: usize = 40;
 
-const SYSTEM_PROMPT: &str = "\
-You are a Blender assistant. You change and inspect the open Blender scene only by calling \
-the tools you are given; never just describe code you would run.
-- To change the scene, call execute_blender_code with complete Python code (bpy is already \
-imported; every call starts fresh). print() whatever you need to know back.
-- To look at the scene or an object, call get_scene_info or get_object_info.
-- Make one tool call at a time when the next step depends on its result.
-- Do not repeat a call that already succeeded. When the task is done, reply to the user in \
-one or two plain sentences, without calling a tool.";
+/// The standing instructions, naming only the tools that are offered.
+fn instructions(specs: &[ToolSpec]) -> String {
+    let has = |name: &str| specs.iter().any(|s| s.name == name);
+    let mut text = String::from(
+        "You are a Blender assistant. You inspect and change the open Blender scene only by \
+         calling the tools you are given; never just describe code you would run.",
+    );
+    if has(CODE_TOOL) {
+        text.push_str(
+            "\n- To change the scene, call execute_blender_code with complete Python code (bpy \
+             is already imported; every call starts fresh). print() whatever you need to know back.",
+        );
+    }
+    match (has("get_scene_info"), has("get_object_info")) {
+        (true, true) => text.push_str(
+            "\n- To look at the scene, call get_scene_info; for one object's details, get_object_info.",
+        ),
+        (true, false) => text.push_str("\n- To look at the scene, call get_scene_info."),
+        (false, true) => {
+            text.push_str("\n- For one object's details, call get_object_info.")
+        }
+        (false, false) => {}
+    }
+    text.push_str(
+        "\n- Make one tool call at a time when the next step depends on its result.\n\
+         - Do not repeat a call that already succeeded. When the task is done, reply to the \
+         user in one or two plain sentences, without calling a tool.",
+    );
+    text
+}
 
 /// How a prompt ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +73,7 @@ pub struct Agent {
     history: Vec<Message>,
     calls_made: usize,
     context_warned: bool,
+    instructions: String,
 }
 
 impl Agent {
@@ -67,13 +89,14 @@ impl Agent {
         Agent {
             llm,
             tools,
-            specs,
             approval,
             transcript,
             max_rounds: max_rounds.max(1),
             history: Vec::new(),
             calls_made: 0,
             context_warned: false,
+            instructions: instructions(&specs),
+            specs,
         }
     }
 
@@ -88,14 +111,14 @@ impl Agent {
     }
 
     /// The transcript.
-    pub fn transcript(&mut self) -> &mut Transcript {
-        &mut self.transcript
+    pub fn transcript(&self) -> &Transcript {
+        &self.transcript
     }
 
     /// The system prompt with the current scene, read from Blender now.
     async fn system_prompt(&self) -> String {
         let scene = self.tools.call("get_scene_info", Map::new()).await;
-        format!("{SYSTEM_PROMPT}\n\n{}", describe_scene(&scene))
+        format!("{}\n\n{}", self.instructions, describe_scene(&scene))
     }
 
     fn push(&mut self, message: Message) {
@@ -157,18 +180,31 @@ impl Agent {
             } else {
                 (reply.content.clone(), reply.tool_calls.clone(), false)
             };
-            if self.llm.api() == Api::Openai {
-                for call in calls.iter_mut().filter(|c| c.id.is_none()) {
+            for call in calls.iter_mut() {
+                // What runs is what the history shows: arguments coerced to the schema, always
+                // an object (Ollama rejects a string there in the next request).
+                call.arguments = match self.specs.iter().find(|s| s.name == call.name) {
+                    Some(spec) => Value::Object(coerce_arguments(spec, &call.arguments)),
+                    None => Value::Object(as_object(&call.arguments)),
+                };
+                if self.llm.api() == Api::Openai && call.id.is_none() {
                     self.calls_made += 1;
                     call.id = Some(format!("call_bsm_{}", self.calls_made));
                 }
             }
+            let truncated = reply.done_reason.as_deref() == Some("length");
             self.push(Message {
                 tool_calls: calls.clone(),
+                thinking: reply.thinking.clone(),
                 ..Message::text(Role::Assistant, content.clone())
             });
             if calls.is_empty() {
                 let answer = content.trim();
+                if truncated {
+                    return Ok(Outcome::Stopped(format!(
+                        "stopped: the model's answer was cut off at its length limit (raise --num-ctx, or ask for less). What it wrote: {answer}"
+                    )));
+                }
                 return Ok(Outcome::Answered(if answer.is_empty() {
                     "(the model gave an empty answer)".to_owned()
                 } else {
@@ -199,11 +235,15 @@ impl Agent {
                     self.answer(
                         call,
                         format!(
-                            "Not run: you just made exactly this {} call and its result is above. Do not repeat it: use that result to answer the user, or do something different.",
+                            "Not run: you just made exactly this {} call; its result is above and repeating it will not change it. Do not repeat it: use that result to answer the user, or do something different.",
                             call.name
                         ),
                     );
                     continue;
+                }
+                if last_call.as_ref() != Some(&key) {
+                    // A different call: the model moved on, so a later repeat is warned anew.
+                    repeat_warned = false;
                 }
                 last_call = Some(key);
                 match self.run_call(call, as_text, input, err).await {
@@ -243,38 +283,37 @@ impl Agent {
             return None;
         };
         let arguments = coerce_arguments(&spec, &call.arguments);
-        if call.name == CODE_TOOL {
-            let code = arguments
-                .get("code")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned();
-            match self.approval.approve(&code, input, err).await {
-                Approval::Run => {}
-                Approval::Decline => {
-                    let _ = writeln!(err, "  ✗ {} · declined by you", call.name);
-                    self.transcript.record(
-                        "tool",
-                        json!({"name": call.name, "arguments": arguments, "approved": false}),
-                    );
-                    self.answer(
-                        call,
-                        "Not run: the user declined to run this code. Ask what they want instead, or propose something else.",
-                    );
-                    return None;
-                }
-                Approval::Quit => {
-                    self.answer(call, "Not run: the user ended the conversation.");
-                    return Some(Outcome::Quit);
-                }
-                Approval::Refused(reason) => {
-                    let _ = writeln!(
-                        err,
-                        "\nThe model wants to run this Python code in Blender:\n{}",
-                        super::console::listing(&code)
-                    );
-                    self.answer(call, format!("Not run: {reason}"));
-                    return Some(Outcome::Refused(reason));
+        match proposal(&call.name, &arguments) {
+            None => {}
+            Some(Err(problem)) => {
+                let _ = writeln!(err, "  ✗ {} · bad arguments", call.name);
+                self.answer(call, format!("Error: {problem}"));
+                return None;
+            }
+            Some(Ok((title, listing))) => {
+                match self.approval.approve(&title, &listing, input, err).await {
+                    Approval::Run => {}
+                    Approval::Decline => {
+                        let _ = writeln!(err, "  ✗ {} · declined by you", call.name);
+                        self.transcript.record(
+                            "tool",
+                            json!({"name": call.name, "arguments": arguments, "approved": false}),
+                        );
+                        self.answer(
+                            call,
+                            "Not run: the user declined this. Ask what they want instead, or propose something else.",
+                        );
+                        return None;
+                    }
+                    Approval::Quit => {
+                        self.answer(call, "Not run: the user ended the conversation.");
+                        return Some(Outcome::Quit);
+                    }
+                    Approval::Refused(reason) => {
+                        let _ = writeln!(err, "\n{title}\n{listing}");
+                        self.answer(call, format!("Not run: {reason}"));
+                        return Some(Outcome::Refused(reason));
+                    }
                 }
             }
         }
@@ -341,6 +380,37 @@ impl Agent {
             );
         }
     }
+}
+
+/// Tools a person approves before they run: they change Blender in ways the model chose.
+const APPROVED_TOOLS: &[&str] = &[CODE_TOOL, "blender_command"];
+
+/// For a tool that needs approval, what to show: `(title, listing)`, or why the arguments
+/// cannot be run (answered to the model without asking anyone). `None`: no approval needed.
+fn proposal(
+    name: &str,
+    arguments: &Map<String, Value>,
+) -> Option<Result<(String, String), String>> {
+    if !APPROVED_TOOLS.contains(&name) {
+        return None;
+    }
+    if name == CODE_TOOL {
+        return Some(match arguments.get("code").and_then(Value::as_str) {
+            Some(code) if !code.trim().is_empty() => Ok((
+                "The model wants to run this Python code in Blender:".to_owned(),
+                listing(code),
+            )),
+            _ => Err(format!(
+                "{CODE_TOOL} needs its arguments as an object with the Python source in \"code\", e.g. {{\"code\": \"print(bpy.data.objects.keys())\"}}."
+            )),
+        });
+    }
+    let pretty = serde_json::to_string_pretty(&Value::Object(arguments.clone()))
+        .unwrap_or_else(|_| format!("{arguments:?}"));
+    Some(Ok((
+        format!("The model wants to send this {name} to Blender:"),
+        listing(&pretty),
+    )))
 }
 
 /// The one-line summary of a tool call shown on the terminal.

@@ -3,6 +3,7 @@
 //! `--transcript` JSON-lines file.
 
 use std::io::Write;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -67,18 +68,20 @@ impl ApprovalMode {
             ApprovalMode::Ask
         } else {
             ApprovalMode::Refuse(
-                "stdin is not a terminal and --yes was not given, so nobody can approve the Python code the model wrote. \
-                 Run chat in a terminal to approve each script, or pass --yes to let the model run code without asking."
+                "stdin is not a terminal and --yes was not given, so nobody can approve the Python code (or Blender command) the model wrote. \
+                 Run chat in a terminal to approve each one, or pass --yes to let the model run code without asking."
                     .into(),
             )
         }
     }
 
-    /// Ask (when asking is the mode) whether `code` may run; the listing and question go to
-    /// `out`. Answering "all" switches the mode to [`ApprovalMode::Always`].
+    /// Ask (when asking is the mode) whether what `title` and `listing` show may run; they
+    /// and the question go to `out`. Answering "all" switches the mode to
+    /// [`ApprovalMode::Always`].
     pub async fn approve(
         &mut self,
-        code: &str,
+        title: &str,
+        listing: &str,
         input: &mut Input,
         out: &mut (dyn Write + Send),
     ) -> Approval {
@@ -87,8 +90,8 @@ impl ApprovalMode {
             ApprovalMode::Refuse(reason) => return Approval::Refused(reason.clone()),
             ApprovalMode::Ask => {}
         }
-        let _ = writeln!(out, "\nThe model wants to run this Python code in Blender:");
-        let _ = writeln!(out, "{}", listing(code));
+        let _ = writeln!(out, "\n{title}");
+        let _ = writeln!(out, "{listing}");
         loop {
             let _ = write!(out, "Run it? [y]es / [n]o / [a]ll (yes to all) / [q]uit: ");
             let _ = out.flush();
@@ -153,15 +156,17 @@ impl Progress {
     }
 }
 
-/// The `--transcript` file: one JSON object per line, each with `ts` and `event`.
+/// The `--transcript` file: one JSON object per line, each with `ts` and `event`. Clones
+/// share the file, so the end of an interrupted chat is recorded too.
+#[derive(Clone, Default)]
 pub struct Transcript {
-    file: Option<std::io::BufWriter<std::fs::File>>,
+    file: Arc<Mutex<Option<std::io::BufWriter<std::fs::File>>>>,
 }
 
 impl Transcript {
     /// No transcript.
     pub fn none() -> Self {
-        Transcript { file: None }
+        Transcript::default()
     }
 
     /// A transcript appended to `path`.
@@ -171,14 +176,18 @@ impl Transcript {
             .append(true)
             .open(path)?;
         Ok(Transcript {
-            file: Some(std::io::BufWriter::new(file)),
+            file: Arc::new(Mutex::new(Some(std::io::BufWriter::new(file)))),
         })
     }
 
     /// Record an event with its fields (written and flushed at once, so a crash loses
     /// nothing already recorded).
-    pub fn record(&mut self, event: &str, fields: Value) {
-        let Some(file) = &mut self.file else { return };
+    pub fn record(&self, event: &str, fields: Value) {
+        let mut guard = match self.file.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let Some(file) = guard.as_mut() else { return };
         let mut line = json!({
             "ts": chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, false),
             "event": event,
@@ -192,7 +201,7 @@ impl Transcript {
             .and_then(|()| file.flush());
         if let Err(e) = written {
             eprintln!("warning: could not write the transcript ({e}); it stops here");
-            self.file = None;
+            *guard = None;
         }
     }
 }
@@ -204,7 +213,9 @@ mod tests {
     async fn ask(mode: &mut ApprovalMode, answers: &'static str) -> (Approval, String) {
         let mut input = Input::new(tokio::io::BufReader::new(answers.as_bytes()));
         let mut out = Vec::new();
-        let a = mode.approve("print(1)", &mut input, &mut out).await;
+        let a = mode
+            .approve("Run this?", &listing("print(1)"), &mut input, &mut out)
+            .await;
         (a, String::from_utf8(out).unwrap())
     }
 

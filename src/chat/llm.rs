@@ -54,6 +54,8 @@ pub struct Message {
     pub content: String,
     /// Tool calls the assistant made in this message.
     pub tool_calls: Vec<ToolCall>,
+    /// The assistant's reasoning (thinking models), sent back with its tool calls.
+    pub thinking: String,
     /// For a tool result: the tool's name.
     pub tool_name: Option<String>,
     /// For a tool result: the id of the call it answers.
@@ -67,6 +69,7 @@ impl Message {
             role,
             content: content.into(),
             tool_calls: Vec::new(),
+            thinking: String::new(),
             tool_name: None,
             tool_call_id: None,
         }
@@ -78,6 +81,7 @@ impl Message {
             role: Role::Tool,
             content: content.into(),
             tool_calls: Vec::new(),
+            thinking: String::new(),
             tool_name: Some(call.name.clone()),
             tool_call_id: call.id.clone(),
         }
@@ -92,6 +96,9 @@ impl Message {
                 .iter()
                 .map(|c| serde_json::json!({"id": c.id, "name": c.name, "arguments": c.arguments}))
                 .collect();
+        }
+        if !self.thinking.is_empty() {
+            m["thinking"] = Value::String(self.thinking.clone());
         }
         if let Some(name) = &self.tool_name {
             m["tool_name"] = Value::String(name.clone());

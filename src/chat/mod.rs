@@ -71,11 +71,18 @@ pub async fn run(args: ChatArgs, stop: CancellationToken) -> i32 {
         None
     };
     let registry = Registry::new(args.registry_config());
-    let code = tokio::select! {
-        code = converse(&args, registry.clone()) => code,
-        _ = stop.cancelled() => {
-            eprintln!("\ninterrupted");
-            EXIT_INTERRUPTED
+    let code = match open_transcript(&args) {
+        Err(e) => fail(&e),
+        Ok(transcript) => {
+            let code = tokio::select! {
+                code = converse(&args, registry.clone(), transcript.clone()) => code,
+                _ = stop.cancelled() => {
+                    eprintln!("\ninterrupted");
+                    EXIT_INTERRUPTED
+                }
+            };
+            transcript.record("end", serde_json::json!({ "exit": code }));
+            code
         }
     };
     registry.shutdown().await;
@@ -93,13 +100,25 @@ fn fail(e: &ChatError) -> i32 {
     }
 }
 
-async fn converse(args: &ChatArgs, registry: Registry) -> i32 {
+fn open_transcript(args: &ChatArgs) -> Result<Transcript, ChatError> {
+    match &args.transcript {
+        Some(path) => Transcript::open(path).map_err(|e| {
+            ChatError::Usage(format!(
+                "cannot open the transcript file {}: {e}",
+                path.display()
+            ))
+        }),
+        None => Ok(Transcript::none()),
+    }
+}
+
+async fn converse(args: &ChatArgs, registry: Registry, transcript: Transcript) -> i32 {
     let tools = match BlenderTools::start(registry).await {
         Ok(t) => t,
         Err(e) => return fail(&e),
     };
     let code = match prepare(args, &tools).await {
-        Ok((llm, specs, transcript)) => {
+        Ok((llm, specs)) => {
             let stdin_tty = std::io::stdin().is_terminal();
             let approval = ApprovalMode::for_terminal(args.yes, stdin_tty);
             let mut agent = Agent::new(
@@ -111,9 +130,6 @@ async fn converse(args: &ChatArgs, registry: Registry) -> i32 {
                 usize::from(args.max_rounds),
             );
             let code = dialogue(args, &mut agent, stdin_tty).await;
-            agent
-                .transcript()
-                .record("end", serde_json::json!({"exit": code}));
             agent.into_tools().close().await;
             return code;
         }
@@ -127,17 +143,8 @@ async fn converse(args: &ChatArgs, registry: Registry) -> i32 {
 async fn prepare(
     args: &ChatArgs,
     tools: &BlenderTools,
-) -> Result<(LlmClient, Vec<tools::ToolSpec>, Transcript), ChatError> {
+) -> Result<(LlmClient, Vec<tools::ToolSpec>), ChatError> {
     let specs = tools::select(tools.all(), &args.tools)?;
-    let transcript = match &args.transcript {
-        Some(path) => Transcript::open(path).map_err(|e| {
-            ChatError::Usage(format!(
-                "cannot open the transcript file {}: {e}",
-                path.display()
-            ))
-        })?,
-        None => Transcript::none(),
-    };
     let scene = tools.call("get_scene_info", serde_json::Map::new()).await;
     if !scene.ok {
         // The tool's message is written for a model ("call the tool again"); a person gets
@@ -150,7 +157,7 @@ async fn prepare(
     }
     let mut llm = LlmClient::new(args.api, args.llm_settings())?;
     llm.check_model().await?;
-    Ok((llm, specs, transcript))
+    Ok((llm, specs))
 }
 
 async fn dialogue(args: &ChatArgs, agent: &mut Agent, stdin_tty: bool) -> i32 {

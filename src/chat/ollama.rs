@@ -7,41 +7,49 @@ use serde_json::{Map, Value, json};
 use super::llm::{
     LlmError, Message, ModelInfo, Reply, Role, Settings, ToolCall, error_message, transport_error,
 };
-use super::tools::ToolSpec;
+use super::tools::{ToolSpec, as_object};
 
 /// Tool-capable models suggested when none is installed.
 const SUGGESTED: &str = "qwen3:8b, qwen2.5:7b, llama3.1:8b, llama3.2:3b, mistral-nemo";
 
-/// Normalise `OLLAMA_HOST`-style addresses: `0.0.0.0` or `:11434` or `host` alone become a
-/// URL a client can use (`http://127.0.0.1:11434`).
+/// Read an address the way Ollama reads `OLLAMA_HOST`: without a scheme it is `http` on port
+/// 11434 (`0.0.0.0`, `host`, `host:port`, `:port`, `[::1]:port`); with `http://` or
+/// `https://` the default port is 80 or 443. A listen-anywhere host (`0.0.0.0`, `[::]`) or
+/// an empty one means this machine.
 pub fn normalize_url(raw: &str) -> String {
     let t = raw.trim().trim_end_matches('/');
-    let (scheme, rest) = match t.split_once("://") {
-        Some((s, r)) => (s.to_owned(), r.to_owned()),
-        None => ("http".to_owned(), t.to_owned()),
+    let (scheme, rest, default_port) = match t.split_once("://") {
+        None => ("http", t, "11434"),
+        Some(("https", rest)) => ("https", rest, "443"),
+        Some((scheme, rest)) => (scheme, rest, "80"),
     };
     let (hostport, path) = match rest.find('/') {
-        Some(i) => (rest[..i].to_owned(), rest[i..].to_owned()),
-        None => (rest, String::new()),
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
     };
-    let (host, port) = match hostport.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || hostport.starts_with('[') => {
-            (h.to_owned(), Some(p.to_owned()))
+    let (host, port) = if let Some(inner) = hostport.strip_prefix('[') {
+        // [v6]:port or [v6]
+        match inner.split_once(']') {
+            Some((h, tail)) => (format!("[{h}]"), tail.strip_prefix(':')),
+            None => (hostport.to_owned(), None),
         }
-        _ => (hostport.clone(), None),
+    } else if hostport.matches(':').count() > 1 {
+        // A bare IPv6 address.
+        (format!("[{hostport}]"), None)
+    } else {
+        match hostport.split_once(':') {
+            Some((h, p)) => (h.to_owned(), Some(p)),
+            None => (hostport.to_owned(), None),
+        }
     };
     let host = match host.as_str() {
         "" | "0.0.0.0" => "127.0.0.1".to_owned(),
         "[::]" => "[::1]".to_owned(),
         _ => host,
     };
-    let port = port.unwrap_or_else(|| {
-        if scheme == "https" {
-            "443".into()
-        } else {
-            "11434".into()
-        }
-    });
+    let port = port
+        .filter(|p| p.parse::<u16>().is_ok())
+        .unwrap_or(default_port);
     format!("{scheme}://{host}:{port}{path}")
 }
 
@@ -223,8 +231,10 @@ fn wire_message(m: &Message) -> Value {
             .iter()
             .enumerate()
             .map(|(i, c)| {
+                // Ollama takes the arguments only as an object.
+                let arguments = Value::Object(as_object(&c.arguments));
                 let mut call =
-                    json!({"function": {"index": i, "name": c.name, "arguments": c.arguments}});
+                    json!({"function": {"index": i, "name": c.name, "arguments": arguments}});
                 if let Some(id) = &c.id {
                     call["id"] = json!(id);
                 }
@@ -232,6 +242,9 @@ fn wire_message(m: &Message) -> Value {
             })
             .collect();
         out.insert("tool_calls".into(), Value::Array(calls));
+    }
+    if m.role == Role::Assistant && !m.thinking.is_empty() {
+        out.insert("thinking".into(), json!(m.thinking));
     }
     if m.role == Role::Tool {
         if let Some(name) = &m.tool_name {
@@ -421,6 +434,19 @@ mod tests {
         assert_eq!(
             normalize_url("https://ollama.example.com"),
             "https://ollama.example.com:443"
+        );
+        assert_eq!(
+            normalize_url("http://gpu-box"),
+            "http://gpu-box:80",
+            "as Ollama reads it"
+        );
+        assert_eq!(normalize_url("[::1]:11500"), "http://[::1]:11500");
+        assert_eq!(normalize_url("http://[::1]"), "http://[::1]:80");
+        assert_eq!(normalize_url("[::]"), "http://[::1]:11434");
+        assert_eq!(normalize_url("::1"), "http://[::1]:11434");
+        assert_eq!(
+            normalize_url("http://box:8080/ollama/"),
+            "http://box:8080/ollama"
         );
     }
 

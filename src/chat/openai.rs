@@ -193,11 +193,25 @@ pub async fn chat(
                 hint: "Check the name with `GET /v1/models`.".into(),
             });
         }
-        if message.to_lowercase().contains("tool") {
+        let lower = message.to_lowercase();
+        let about_tools = (lower.contains("tool") || lower.contains("function"))
+            && ["support", "requires", "jinja", "not enabled", "unsupported"]
+                .iter()
+                .any(|w| lower.contains(w));
+        if about_tools {
             return Err(LlmError::NoTools(format!(
                 "the server at {url} refused the tools ({status}: {message}). The model must support tool calling \
                  (e.g. qwen2.5, qwen3, llama3.1, mistral-nemo); llama.cpp's llama-server also needs --jinja."
             )));
+        }
+        if status == 404 {
+            return Err(LlmError::Status {
+                url,
+                status,
+                message: format!(
+                    "{message} (is --base-url right? It must end in /v1 for most servers, e.g. http://127.0.0.1:8080/v1)"
+                ),
+            });
         }
         return Err(LlmError::Status {
             url,

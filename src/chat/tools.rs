@@ -237,14 +237,7 @@ fn num(x: f64) -> String {
 /// one is expected. Keys the schema does not offer (such as a hallucinated `session_id`) are
 /// dropped.
 pub fn coerce_arguments(spec: &ToolSpec, arguments: &Value) -> Map<String, Value> {
-    let object = match arguments {
-        Value::Object(map) => map.clone(),
-        Value::String(text) => match serde_json::from_str::<Value>(text) {
-            Ok(Value::Object(map)) => map,
-            _ => Map::new(),
-        },
-        _ => Map::new(),
-    };
+    let object = as_object(arguments);
     let props = spec
         .parameters
         .get("properties")
@@ -259,6 +252,19 @@ pub fn coerce_arguments(spec: &ToolSpec, arguments: &Value) -> Map<String, Value
             Some((key, coerce_value(value, ty)))
         })
         .collect()
+}
+
+/// Arguments as an object: an object stays, a string holding one is parsed, anything else
+/// is empty.
+pub fn as_object(arguments: &Value) -> Map<String, Value> {
+    match arguments {
+        Value::Object(map) => map.clone(),
+        Value::String(text) => match serde_json::from_str::<Value>(text) {
+            Ok(Value::Object(map)) => map,
+            _ => Map::new(),
+        },
+        _ => Map::new(),
+    }
 }
 
 fn coerce_value(value: Value, ty: Option<&str>) -> Value {

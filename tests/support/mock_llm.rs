@@ -14,6 +14,7 @@
 //! recorded (path and body) for the tests to inspect.
 
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -39,6 +40,8 @@ pub enum Turn {
     Status(u16, Value),
     /// Never answer (a model that hangs).
     Hang,
+    /// Text cut off at the length limit (`done_reason: "length"`).
+    Truncated(String),
 }
 
 /// One recorded request.
@@ -58,6 +61,7 @@ struct MockState {
     requests: Arc<Mutex<Vec<Recorded>>>,
     calls_made: Arc<Mutex<u64>>,
     recorded: tokio::sync::watch::Sender<usize>,
+    prompt_tokens: Arc<AtomicU64>,
 }
 
 /// A running mock server.
@@ -66,6 +70,7 @@ pub struct MockLlm {
     pub url: String,
     requests: Arc<Mutex<Vec<Recorded>>>,
     recorded: tokio::sync::watch::Receiver<usize>,
+    prompt_tokens: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -77,6 +82,7 @@ impl Drop for MockLlm {
 
 pub const TOOL_MODEL: &str = "qwen-mock:7b";
 pub const PLAIN_MODEL: &str = "gemma-mock:2b";
+pub const THINKING_MODEL: &str = "thinker-mock:8b";
 
 impl MockLlm {
     /// A server with a tool-capable model (`TOOL_MODEL`) and one without tools
@@ -89,12 +95,22 @@ impl MockLlm {
                     vec!["completion".to_owned(), "tools".to_owned()],
                 ),
                 (PLAIN_MODEL.to_owned(), vec!["completion".to_owned()]),
+                (
+                    THINKING_MODEL.to_owned(),
+                    vec![
+                        "completion".to_owned(),
+                        "tools".to_owned(),
+                        "thinking".to_owned(),
+                    ],
+                ),
             ]),
             script: Arc::new(script),
             requests: Arc::new(Mutex::new(Vec::new())),
             calls_made: Arc::new(Mutex::new(0)),
             recorded: tokio::sync::watch::channel(0).0,
+            prompt_tokens: Arc::new(AtomicU64::new(342)),
         };
+        let prompt_tokens = state.prompt_tokens.clone();
         let requests = state.requests.clone();
         let recorded = state.recorded.subscribe();
         let app = Router::new()
@@ -115,6 +131,7 @@ impl MockLlm {
             url,
             requests,
             recorded,
+            prompt_tokens,
             task,
         }
     }
@@ -122,6 +139,11 @@ impl MockLlm {
     /// Every request so far.
     pub fn requests(&self) -> Vec<Recorded> {
         self.requests.lock().unwrap().clone()
+    }
+
+    /// The `prompt_eval_count` / `prompt_tokens` reported from now on (default 342).
+    pub fn set_prompt_tokens(&self, n: u64) {
+        self.prompt_tokens.store(n, Ordering::SeqCst);
     }
 
     /// Wait until `n` requests to `path` have arrived (signalled by each one).
@@ -219,13 +241,13 @@ fn chunk(model: &str, message: Value) -> Value {
     json!({"model": model, "created_at": CREATED_AT, "message": message, "done": false})
 }
 
-fn done_chunk(model: &str) -> Value {
+fn done_chunk(model: &str, prompt_tokens: u64) -> Value {
     json!({
         "model": model, "created_at": CREATED_AT,
         "message": {"role": "assistant", "content": ""},
         "done": true, "done_reason": "stop",
         "total_duration": 4_883_583_458u64, "load_duration": 1_334_875u64,
-        "prompt_eval_count": 342, "prompt_eval_duration": 342_546_000u64,
+        "prompt_eval_count": prompt_tokens, "prompt_eval_duration": 342_546_000u64,
         "eval_count": 24, "eval_duration": 1_535_342_000u64
     })
 }
@@ -264,6 +286,9 @@ async fn ollama_chat(State(state): State<MockState>, body: String) -> Response {
         Err(e) => return json_response(400, json!({"error": format!("invalid JSON: {e}")})),
     };
     record(&state, "/api/chat", &body);
+    if let Err(problem) = check_ollama_request(&body) {
+        return json_response(400, json!({ "error": problem }));
+    }
     let model = body["model"].as_str().unwrap_or_default().to_owned();
     let Some(caps) = capabilities(&state, &model) else {
         return json_response(
@@ -287,7 +312,10 @@ async fn ollama_chat(State(state): State<MockState>, body: String) -> Response {
                 .into_iter()
                 .map(|p| chunk(&model, json!({"role": "assistant", "content": p})))
                 .collect();
-            lines.push(done_chunk(&model));
+            lines.push(done_chunk(
+                &model,
+                state.prompt_tokens.load(Ordering::SeqCst),
+            ));
             ndjson(lines)
         }
         Turn::Calls(calls) => {
@@ -304,7 +332,7 @@ async fn ollama_chat(State(state): State<MockState>, body: String) -> Response {
                     &model,
                     json!({"role": "assistant", "content": "", "tool_calls": calls}),
                 ),
-                done_chunk(&model),
+                done_chunk(&model, state.prompt_tokens.load(Ordering::SeqCst)),
             ])
         }
         Turn::Error { before, message } => {
@@ -317,6 +345,14 @@ async fn ollama_chat(State(state): State<MockState>, body: String) -> Response {
         }
         Turn::Status(status, body) => json_response(status, body),
         Turn::Hang => std::future::pending().await,
+        Turn::Truncated(text) => {
+            let mut done = done_chunk(&model, state.prompt_tokens.load(Ordering::SeqCst));
+            done["done_reason"] = json!("length");
+            ndjson(vec![
+                chunk(&model, json!({"role": "assistant", "content": text})),
+                done,
+            ])
+        }
     }
 }
 
@@ -342,6 +378,12 @@ async fn openai_chat(State(state): State<MockState>, body: String) -> Response {
         }
     };
     record(&state, "/v1/chat/completions", &body);
+    if let Err(problem) = check_openai_request(&body) {
+        return json_response(
+            400,
+            json!({"error": {"message": problem, "type": "invalid_request_error", "param": "messages", "code": null}}),
+        );
+    }
     let model = body["model"].as_str().unwrap_or_default().to_owned();
     // As Ollama's /v1 does for a model that cannot call tools.
     if body
@@ -355,12 +397,14 @@ async fn openai_chat(State(state): State<MockState>, body: String) -> Response {
                              "type": "api_error", "param": null, "code": null}}),
         );
     }
+    let prompt_tokens = state.prompt_tokens.load(Ordering::SeqCst);
     let completion = |message: Value, finish: &str| {
         json!({
             "id": "chatcmpl-42", "object": "chat.completion", "created": 1_764_064_800,
             "model": model, "system_fingerprint": "fp_ollama",
             "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-            "usage": {"prompt_tokens": 342, "completion_tokens": 24, "total_tokens": 366}
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": 24,
+                      "total_tokens": prompt_tokens + 24}
         })
     };
     match (state.script)(&body) {
@@ -395,7 +439,68 @@ async fn openai_chat(State(state): State<MockState>, body: String) -> Response {
         ),
         Turn::Status(status, body) => json_response(status, body),
         Turn::Hang => std::future::pending().await,
+        Turn::Truncated(text) => json_response(
+            200,
+            completion(json!({"role": "assistant", "content": text}), "length"),
+        ),
     }
+}
+
+/// What Ollama's request types accept (its Go structs reject the rest with HTTP 400).
+fn check_ollama_request(body: &Value) -> Result<(), String> {
+    let messages = body["messages"]
+        .as_array()
+        .ok_or("messages must be an array")?;
+    for m in messages {
+        let role = m["role"].as_str().unwrap_or_default();
+        if !["system", "user", "assistant", "tool"].contains(&role) {
+            return Err(format!("invalid role {role:?}"));
+        }
+        if !m["content"].is_string() && !m["content"].is_null() {
+            return Err("json: cannot unmarshal into Go struct field Message.messages.content of type string".into());
+        }
+        for call in m["tool_calls"].as_array().into_iter().flatten() {
+            if !call["function"]["arguments"].is_object() {
+                return Err(format!(
+                    "json: cannot unmarshal {} into Go struct field ToolCallFunction.messages.tool_calls.function.arguments of type api.ToolCallFunctionArguments",
+                    call["function"]["arguments"]
+                ));
+            }
+        }
+    }
+    for tool in body["tools"].as_array().into_iter().flatten() {
+        if tool["type"] != "function" || !tool["function"]["name"].is_string() {
+            return Err(format!("invalid tool {tool}"));
+        }
+    }
+    if !body["options"]["num_ctx"].is_null() && !body["options"]["num_ctx"].is_u64() {
+        return Err("option \"num_ctx\" must be an integer".into());
+    }
+    Ok(())
+}
+
+/// What an OpenAI-compatible server checks: string arguments, and every tool message
+/// answering a call id of an earlier assistant message.
+fn check_openai_request(body: &Value) -> Result<(), String> {
+    let messages = body["messages"]
+        .as_array()
+        .ok_or("messages must be an array")?;
+    let mut ids = Vec::new();
+    for m in messages {
+        for call in m["tool_calls"].as_array().into_iter().flatten() {
+            if !call["function"]["arguments"].is_string() {
+                return Err("tool_calls[].function.arguments must be a string".into());
+            }
+            ids.push(call["id"].clone());
+        }
+        if m["role"] == "tool" && !ids.contains(&m["tool_call_id"]) {
+            return Err(format!(
+                "Invalid parameter: messages with role 'tool' must be a response to a preceding message with 'tool_calls' (tool_call_id {})",
+                m["tool_call_id"]
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Tool calls by name and arguments.

@@ -412,6 +412,11 @@ pub async fn run_chat(fake: &FakeAddon, args: &[&str], stdin: &str) -> ChatRun {
 
 /// [`run_chat`] with Blender expected on `port`.
 pub async fn run_chat_port(port: u16, args: &[&str], stdin: &str) -> ChatRun {
+    run_chat_env(port, args, stdin, &[]).await
+}
+
+/// [`run_chat_port`] with environment variables set.
+pub async fn run_chat_env(port: u16, args: &[&str], stdin: &str, env: &[(&str, &str)]) -> ChatRun {
     use tokio::io::AsyncWriteExt;
     let port = port.to_string();
     let mut child = Command::new(BIN)
@@ -423,6 +428,7 @@ pub async fn run_chat_port(port: u16, args: &[&str], stdin: &str) -> ChatRun {
         .env_remove("OPENAI_BASE_URL")
         .env_remove("OPENAI_API_KEY")
         .env_remove("RUST_LOG")
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
