@@ -693,3 +693,46 @@ async fn the_instructions_name_only_the_offered_tools() {
         "{system}"
     );
 }
+
+#[tokio::test]
+async fn an_unreachable_llm_server_and_an_unknown_tool_are_clear_errors() {
+    let fake = FakeAddon::start().await;
+    let closed = format!("http://127.0.0.1:{}", support::closed_port());
+    let run = run_chat(
+        &fake,
+        &[
+            "--ollama-url",
+            &closed,
+            "--model",
+            TOOL_MODEL,
+            "--yes",
+            "hi",
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(run.code, Some(1));
+    assert!(
+        run.stderr.contains("cannot reach the LLM server at")
+            && run.stderr.contains("ollama serve"),
+        "{}",
+        run.stderr
+    );
+
+    let mock = MockLlm::start(|_| Turn::Text("never".into())).await;
+    let run = run_chat(
+        &fake,
+        &ollama_args(&mock, &["--tools", "get_scene_info,make_coffee", "hi"]),
+        "",
+    )
+    .await;
+    assert_eq!(run.code, Some(2), "a bad flag value");
+    assert!(
+        run.stderr
+            .contains("unknown tool(s) in --tools: make_coffee")
+            && run.stderr.contains("execute_blender_code"),
+        "lists what is available: {}",
+        run.stderr
+    );
+    assert!(mock.requests().is_empty());
+}
