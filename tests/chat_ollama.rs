@@ -19,13 +19,13 @@ fn ollama_args<'a>(mock: &'a MockLlm, extra: &[&'a str]) -> Vec<&'a str> {
     args
 }
 
-/// The mock model: add a sphere when asked, then answer from the tool result.
-fn sphere_script(body: &Value) -> Turn {
+/// The mock model: add a cube when asked, then answer from the tool result.
+fn cube_script(body: &Value) -> Turn {
     let last = last_message(body);
     if last["role"] == "user" {
         calls(&[(
             "execute_blender_code",
-            json!({"code": "bpy.ops.mesh.primitive_uv_sphere_add(location=(0, 0, 1))\nprint('added', bpy.context.active_object.name)"}),
+            json!({"code": "bpy.ops.mesh.primitive_cube_add(location=(0, 0, 1))\nprint('added', bpy.context.active_object.name)"}),
         )])
     } else {
         Turn::Text(format!(
@@ -38,7 +38,7 @@ fn sphere_script(body: &Value) -> Turn {
 #[tokio::test]
 async fn code_the_model_asks_for_runs_in_blender_and_its_output_reaches_the_model() {
     let fake = FakeAddon::start().await;
-    let mock = MockLlm::start(sphere_script).await;
+    let mock = MockLlm::start(cube_script).await;
     let dir = tempfile::tempdir().unwrap();
     let transcript = dir.path().join("chat.jsonl");
     let transcript_arg = transcript.to_string_lossy().into_owned();
@@ -46,7 +46,7 @@ async fn code_the_model_asks_for_runs_in_blender_and_its_output_reaches_the_mode
         &fake,
         &ollama_args(
             &mock,
-            &["--yes", "--transcript", &transcript_arg, "add a sphere"],
+            &["--yes", "--transcript", &transcript_arg, "add a cube"],
         ),
         "",
     )
@@ -54,7 +54,7 @@ async fn code_the_model_asks_for_runs_in_blender_and_its_output_reaches_the_mode
     assert_eq!(run.code, Some(0), "exit status");
     assert_eq!(
         run.stdout.trim(),
-        "Done: added Sphere.",
+        "Done: added Cube.001.",
         "the final answer on stdout"
     );
     let summary = run
@@ -117,7 +117,7 @@ async fn code_the_model_asks_for_runs_in_blender_and_its_output_reaches_the_mode
     assert_eq!(tool_msgs[0]["tool_name"], "execute_blender_code");
     assert_eq!(
         tool_msgs[0]["content"].as_str().unwrap().trim(),
-        "added Sphere"
+        "added Cube.001"
     );
     let assistant = messages_with_role(second, "assistant");
     let call_id = assistant[0]["tool_calls"][0]["id"].as_str().unwrap();
@@ -126,11 +126,11 @@ async fn code_the_model_asks_for_runs_in_blender_and_its_output_reaches_the_mode
         assistant[0]["tool_calls"][0]["function"]["arguments"].is_object(),
         "Ollama takes arguments as an object"
     );
-    // The scene was read again for the next turn: the new sphere is in the system prompt.
+    // The scene was read again for the next turn: the new cube is in the system prompt.
     let refreshed = second["messages"][0]["content"].as_str().unwrap();
     assert!(
-        refreshed.contains("- Sphere (MESH) at (0, 0, 1)")
-            && refreshed.contains("Active object: Sphere"),
+        refreshed.contains("- Cube.001 (MESH) at (0, 0, 1)")
+            && refreshed.contains("Active object: Cube.001"),
         "{refreshed}"
     );
 
@@ -153,7 +153,7 @@ async fn code_the_model_asks_for_runs_in_blender_and_its_output_reaches_the_mode
     assert!(lines.iter().all(|l| l["ts"].is_string()));
     assert!(lines.iter().any(|l| l["event"] == "message"
         && l["message"]["role"] == "assistant"
-        && l["message"]["content"] == "Done: added Sphere."),);
+        && l["message"]["content"] == "Done: added Cube.001."),);
 }
 
 #[tokio::test]
@@ -412,8 +412,8 @@ async fn string_arguments_are_coerced_to_the_schema_types() {
 #[tokio::test]
 async fn without_yes_and_without_a_terminal_no_code_runs() {
     let fake = FakeAddon::start().await;
-    let mock = MockLlm::start(sphere_script).await;
-    let run = run_chat(&fake, &ollama_args(&mock, &["add a sphere"]), "y\n").await;
+    let mock = MockLlm::start(cube_script).await;
+    let run = run_chat(&fake, &ollama_args(&mock, &["add a cube"]), "y\n").await;
     assert_eq!(run.code, Some(1));
     assert!(
         run.stderr.contains("refused to run the model's code")
@@ -423,16 +423,16 @@ async fn without_yes_and_without_a_terminal_no_code_runs() {
         run.stderr
     );
     assert!(
-        run.stderr.contains("primitive_uv_sphere_add"),
+        run.stderr.contains("1 │ bpy.ops.mesh.primitive_cube_add"),
         "the code is shown"
     );
     assert_eq!(mock.bodies(CHAT).len(), 1, "the chat stopped there");
-    // Blender was not changed: no sphere.
+    // Blender was not changed: no new cube.
     let registry = support::registry(&fake);
     let id = registry.create_session(None).await.unwrap();
     let call = blender_session_mcp::session::Call::new("test");
     let scene = registry.scene_info(&id, &call).await.unwrap();
-    assert!(!scene.to_string().contains("Sphere"), "{scene}");
+    assert!(!scene.to_string().contains("Cube.001"), "{scene}");
     registry.shutdown().await;
 }
 
@@ -562,13 +562,13 @@ async fn think_is_sent_to_a_thinking_model() {
 #[tokio::test]
 async fn flags_may_follow_the_prompt_and_the_environment_names_ollama_and_the_model() {
     let fake = FakeAddon::start().await;
-    let mock = MockLlm::start(sphere_script).await;
+    let mock = MockLlm::start(cube_script).await;
     let run = run_chat(
         &fake,
         &[
             "add",
             "a",
-            "sphere",
+            "cube",
             "--yes",
             "--ollama-url",
             &mock.url,
@@ -579,16 +579,13 @@ async fn flags_may_follow_the_prompt_and_the_environment_names_ollama_and_the_mo
     )
     .await;
     assert_eq!(run.code, Some(0));
-    assert_eq!(
-        last_message(&mock.bodies(CHAT)[0])["content"],
-        "add a sphere"
-    );
+    assert_eq!(last_message(&mock.bodies(CHAT)[0])["content"], "add a cube");
 
     // OLLAMA_HOST as Ollama itself takes it: host:port without a scheme.
     let host = mock.url.trim_start_matches("http://").to_owned();
     let run = support::run_chat_env(
         fake.port,
-        &["--yes", "add a sphere"],
+        &["--yes", "add a cube"],
         "",
         &[("OLLAMA_HOST", &host), ("OLLAMA_MODEL", TOOL_MODEL)],
     )
