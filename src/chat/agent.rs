@@ -214,7 +214,8 @@ impl Agent {
 
             let mut pending = calls.iter();
             while let Some(call) = pending.next() {
-                let key = (call.name.clone(), canonical(&call.arguments));
+                // Arguments are objects by now, so their text identifies the call.
+                let key = (call.name.clone(), call.arguments.to_string());
                 if last_call.as_ref() == Some(&key) {
                     if repeat_warned {
                         let reason = format!(
@@ -241,10 +242,8 @@ impl Agent {
                     );
                     continue;
                 }
-                if last_call.as_ref() != Some(&key) {
-                    // A different call: the model moved on, so a later repeat is warned anew.
-                    repeat_warned = false;
-                }
+                // A different call: the model moved on, so a later repeat is warned anew.
+                repeat_warned = false;
                 last_call = Some(key);
                 match self.run_call(call, as_text, input, err).await {
                     Some(stop) => {
@@ -269,7 +268,7 @@ impl Agent {
         input: &mut Input,
         err: &mut (dyn Write + Send),
     ) -> Option<Outcome> {
-        let Some(spec) = self.specs.iter().find(|s| s.name == call.name).cloned() else {
+        if !self.specs.iter().any(|s| s.name == call.name) {
             let offered: Vec<&str> = self.specs.iter().map(|s| s.name.as_str()).collect();
             let _ = writeln!(err, "  ✗ {} · unknown tool", call.name);
             self.answer(
@@ -281,8 +280,9 @@ impl Agent {
                 ),
             );
             return None;
-        };
-        let arguments = coerce_arguments(&spec, &call.arguments);
+        }
+        // Already coerced to the schema when the reply was read.
+        let arguments = as_object(&call.arguments);
         match proposal(&call.name, &arguments) {
             None => {}
             Some(Err(problem)) => {
@@ -460,16 +460,6 @@ fn cut_middle(text: &str, max: usize) -> String {
         "{head}\n… ({} characters cut) …\n{tail}",
         count - max * 2 / 3 - max / 3
     )
-}
-
-/// Arguments in a canonical form, for spotting a repeated call.
-fn canonical(arguments: &Value) -> String {
-    match arguments {
-        Value::String(s) => serde_json::from_str::<Value>(s)
-            .map(|v| v.to_string())
-            .unwrap_or_else(|_| s.clone()),
-        other => other.to_string(),
-    }
 }
 
 /// The scene as the system prompt shows it.

@@ -199,6 +199,16 @@ pub enum Api {
     Openai,
 }
 
+impl Api {
+    /// The dialect's name, as `--api` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Api::Ollama => "ollama",
+            Api::Openai => "openai",
+        }
+    }
+}
+
 /// Request settings shared by both dialects.
 #[derive(Debug, Clone)]
 pub struct Settings {

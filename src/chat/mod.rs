@@ -26,7 +26,7 @@ use crate::headless::ensure_running;
 use crate::session::Registry;
 use agent::{Agent, Outcome};
 use console::{ApprovalMode, Input, Transcript};
-use llm::{Api, LlmClient, LlmError};
+use llm::{LlmClient, LlmError};
 use tools::BlenderTools;
 
 /// Errors setting the chat up.
@@ -227,16 +227,6 @@ async fn one_prompt(agent: &mut Agent, prompt: &str, input: &mut Input) -> (i32,
         Err(e) => {
             eprintln!("error: {e}");
             (EXIT_FAILED, false)
-        }
-    }
-}
-
-impl Api {
-    /// The dialect's name, as `--api` takes it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Api::Ollama => "ollama",
-            Api::Openai => "openai",
         }
     }
 }
