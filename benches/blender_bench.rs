@@ -16,9 +16,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use blender_session_mcp::blender::Target;
-use blender_session_mcp::blender::protocol::{ReplyDecoder, encode_request};
-use blender_session_mcp::blender::script;
+use blender_session_mcp::backend::Target;
+use blender_session_mcp::backend::classic::protocol::{ReplyDecoder, encode_request};
+use blender_session_mcp::backend::classic::script;
 use blender_session_mcp::session::{Call, Registry, RegistryConfig};
 use rmcp::model::{CallToolRequestParams, CallToolResult};
 use rmcp::service::RunningService;

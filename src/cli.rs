@@ -1,13 +1,15 @@
 //! Command-line interface: flags (each with its environment variable where users expect
-//! one), value parsers for durations and byte sizes, and the `check` command.
+//! one), value parsers for durations and byte sizes, and the mapping of flags onto the plain
+//! config structs the other modules take (`RegistryConfig`, `ChatConfig`, `SpawnConfig`).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use serde_json::Value;
 
-use crate::blender::{Connection, Reply, Target, encode_request};
+use crate::backend::Target;
+use crate::chat::ChatConfig;
 use crate::chat::llm::Api;
+use crate::headless::SpawnConfig;
 use crate::session::RegistryConfig;
 
 /// blender-session-mcp: an MCP server that drives a running Blender through sessions.
@@ -67,18 +69,13 @@ pub struct SpawnArgs {
 }
 
 impl SpawnArgs {
-    /// Launch options for `target`, resolving the executable.
-    pub fn options(
-        &self,
-        target: &Target,
-    ) -> Result<crate::headless::HeadlessOptions, crate::headless::HeadlessError> {
-        Ok(crate::headless::HeadlessOptions {
-            blender: crate::headless::find_blender(self.blender.as_deref())?,
-            host: target.host.clone(),
-            port: target.port,
+    /// The spawn settings these flags describe.
+    pub fn config(&self) -> SpawnConfig {
+        SpawnConfig {
+            blender: self.blender.clone(),
             blend_file: self.blend_file.clone(),
             startup_timeout: self.startup_timeout,
-        })
+        }
     }
 }
 
@@ -193,21 +190,23 @@ pub struct ChatArgs {
 }
 
 impl ChatArgs {
-    /// The registry settings for the chat's own session.
-    pub fn registry_config(&self) -> RegistryConfig {
-        let b = &self.blender;
-        RegistryConfig {
-            default_target: b.target(),
-            connect_timeout: b.connect_timeout,
-            command_timeout: b.command_timeout,
-            max_reply_bytes: b.max_reply_bytes,
-            max_request_bytes: b.max_request_bytes,
-            ..RegistryConfig::default()
+    /// The chat settings these flags describe.
+    pub fn config(&self) -> ChatConfig {
+        ChatConfig {
+            prompt: self.prompt.clone(),
+            api: self.api,
+            llm: self.llm_settings(),
+            tools: self.tools.clone(),
+            max_rounds: self.max_rounds,
+            yes: self.yes,
+            transcript: self.transcript.clone(),
+            registry: self.blender.registry_config(),
+            spawn: self.spawn_blender.then(|| self.spawn.config()),
         }
     }
 
     /// The LLM request settings.
-    pub fn llm_settings(&self) -> crate::chat::llm::Settings {
+    fn llm_settings(&self) -> crate::chat::llm::Settings {
         crate::chat::llm::Settings {
             base_url: match self.api {
                 Api::Ollama => crate::chat::ollama::normalize_url(&self.ollama_url),
@@ -308,23 +307,31 @@ impl BlenderArgs {
     pub fn target(&self) -> Target {
         Target::new(self.blender_host.clone(), self.blender_port)
     }
+
+    /// Registry settings with these connection flags and every other setting at its default.
+    pub fn registry_config(&self) -> RegistryConfig {
+        RegistryConfig {
+            default_target: self.target(),
+            connect_timeout: self.connect_timeout,
+            command_timeout: self.command_timeout,
+            max_reply_bytes: self.max_reply_bytes,
+            max_request_bytes: self.max_request_bytes,
+            ..RegistryConfig::default()
+        }
+    }
 }
 
 impl ServeArgs {
     /// The registry settings these flags describe.
     pub fn registry_config(&self) -> RegistryConfig {
         RegistryConfig {
-            default_target: self.blender.target(),
-            connect_timeout: self.blender.connect_timeout,
-            command_timeout: self.blender.command_timeout,
-            max_reply_bytes: self.blender.max_reply_bytes,
-            max_request_bytes: self.blender.max_request_bytes,
             history_limit: self.history_limit,
             idle_timeout: self.idle_timeout,
             cleanup_interval: self.cleanup_interval,
             max_sessions: self.max_sessions.max(1),
             track_state: !self.no_track_state,
             connect_on_create: true,
+            ..self.blender.registry_config()
         }
     }
 }
@@ -353,107 +360,6 @@ pub fn parse_bytes(text: &str) -> Result<usize, String> {
         return Err("the size must be greater than zero".into());
     }
     Ok(n)
-}
-
-/// The troubleshooting text shown when Blender cannot be reached.
-pub fn troubleshooting(target: &Target) -> String {
-    format!(
-        "Troubleshooting:\n\
-         1. Start Blender, with the BlenderMCP addon installed and enabled\n   (Edit > Preferences > Add-ons > Install… addon.py, tick \"Interface: Blender MCP\").\n\
-         2. In the 3D viewport press N, open the BlenderMCP tab and click \"Connect to MCP server\".\n\
-         3. Check host and port: this run used {target}; the port is shown in that panel.\n   Change them with --blender-host/--blender-port or BLENDER_HOST/BLENDER_PORT.\n\
-         4. Use 127.0.0.1 rather than localhost: the addon listens on IPv4 only."
-    )
-}
-
-/// Run `check`: print what was found and return the process exit code.
-pub async fn check(args: &CheckArgs) -> i32 {
-    let b = &args.blender;
-    let target = b.target();
-    println!("Checking Blender at {target} …");
-    let started = Instant::now();
-    let mut conn = match Connection::connect(&target, b.connect_timeout, b.max_reply_bytes).await {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("✗ {e}\n\n{}", troubleshooting(&target));
-            return 1;
-        }
-    };
-    println!(
-        "✓ connected to {} in {:.1} ms",
-        conn.peer(),
-        started.elapsed().as_secs_f64() * 1e3
-    );
-    let mut ask = async |command: &str| -> Result<(Reply, Duration), String> {
-        let request =
-            encode_request(command, None, b.max_request_bytes).map_err(|e| e.to_string())?;
-        let t = Instant::now();
-        match tokio::time::timeout(b.command_timeout, conn.round_trip(&request)).await {
-            Ok(Ok(reply)) => Ok((reply, t.elapsed())),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err(format!("no reply within {:?}", b.command_timeout)),
-        }
-    };
-    match ask("get_addon_info").await {
-        Ok((Reply::Success(info), _)) => println!(
-            "✓ addon: {} {} (protocol {}), Blender {}",
-            shown(&info, "name"),
-            shown(&info, "addon_version"),
-            shown(&info, "protocol_version"),
-            shown(&info, "blender_version"),
-        ),
-        Ok((Reply::Error(_), _)) => {
-            println!("✓ addon: classic BlenderMCP (no get_addon_info; protocol 0)")
-        }
-        Err(e) => {
-            eprintln!(
-                "✗ get_addon_info failed: {e}\n\n{}",
-                troubleshooting(&target)
-            );
-            return 1;
-        }
-    }
-    match ask("get_scene_info").await {
-        Ok((Reply::Success(scene), rtt)) => {
-            println!(
-                "✓ scene {:?}: {} object(s), {} material(s)",
-                scene.get("name").and_then(Value::as_str).unwrap_or("?"),
-                scene
-                    .get("object_count")
-                    .and_then(Value::as_u64)
-                    .unwrap_or(0),
-                scene
-                    .get("materials_count")
-                    .and_then(Value::as_u64)
-                    .unwrap_or(0),
-            );
-            println!(
-                "✓ round trip (get_scene_info): {:.2} ms",
-                rtt.as_secs_f64() * 1e3
-            );
-            0
-        }
-        Ok((Reply::Error(m), _)) => {
-            eprintln!("✗ get_scene_info: Blender reported an error: {m}");
-            1
-        }
-        Err(e) => {
-            eprintln!(
-                "✗ get_scene_info failed: {e}\n\n{}",
-                troubleshooting(&target)
-            );
-            1
-        }
-    }
-}
-
-/// A field of a JSON object for display: strings without quotes, `?` when absent.
-fn shown(value: &Value, key: &str) -> String {
-    match value.get(key) {
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => other.to_string(),
-        None => "?".into(),
-    }
 }
 
 #[cfg(test)]

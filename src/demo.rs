@@ -3,8 +3,9 @@
 
 use std::time::Duration;
 
-use crate::cli::DemoArgs;
-use crate::headless::{HeadlessError, ensure_running};
+use crate::headless::{HeadlessError, SpawnConfig, ensure_running};
+use crate::mcp::errors::error_text;
+use crate::mcp::names;
 use crate::session::{Call, Registry, RegistryConfig};
 
 const HELLO_CUBE: &str = "\
@@ -14,10 +15,11 @@ cube.name = 'HelloCube'
 print(f'Created {cube.name} at {tuple(round(v, 2) for v in cube.location)}')
 ";
 
-/// Run the demo; returns the process exit code.
-pub async fn run(args: &DemoArgs) -> i32 {
-    let target = args.blender.target();
-    let started = match ensure_running(&target, || args.spawn.options(&target)).await {
+/// Run the demo against the Blender `registry` names (starting a headless one with `spawn`
+/// when nothing listens there); returns the process exit code.
+pub async fn run(registry: RegistryConfig, spawn: &SpawnConfig) -> i32 {
+    let target = registry.default_target.clone();
+    let started = match ensure_running(&target, || spawn.options(&target)).await {
         Ok(started) => started,
         Err(e @ HeadlessError::NotFound { .. }) => {
             eprintln!(
@@ -30,7 +32,7 @@ pub async fn run(args: &DemoArgs) -> i32 {
             return 1;
         }
     };
-    let code = hello_cube(args, &target).await;
+    let code = hello_cube(registry).await;
     if let Some(blender) = started {
         tracing::info!("stopping the headless Blender this demo started");
         if let Err(e) = blender.stop(Duration::from_secs(10)).await {
@@ -40,33 +42,20 @@ pub async fn run(args: &DemoArgs) -> i32 {
     code
 }
 
-async fn hello_cube(args: &DemoArgs, target: &crate::blender::Target) -> i32 {
-    let b = &args.blender;
-    let registry = Registry::new(RegistryConfig {
-        default_target: target.clone(),
-        connect_timeout: b.connect_timeout,
-        command_timeout: b.command_timeout,
-        max_reply_bytes: b.max_reply_bytes,
-        max_request_bytes: b.max_request_bytes,
-        ..RegistryConfig::default()
-    });
+async fn hello_cube(config: RegistryConfig) -> i32 {
+    let registry = Registry::new(config);
     let result = async {
         let id = registry.create_session(None).await?;
         let out = registry
-            .execute_code(&id, HELLO_CUBE, &Call::new("execute_blender_code"))
+            .execute_code(&id, HELLO_CUBE, &Call::new(names::EXECUTE_BLENDER_CODE))
             .await?;
         print!("{out}", out = out.stdout);
         let scene = registry
-            .scene_info(&id, &Call::new("get_scene_info"))
+            .scene_info(&id, &Call::new(names::GET_SCENE_INFO))
             .await?;
-        println!("\nScene {:?}:", scene["name"].as_str().unwrap_or("?"));
-        for obj in scene["objects"].as_array().into_iter().flatten() {
-            println!(
-                "  {:<12} {:<8} {}",
-                obj["name"].as_str().unwrap_or("?"),
-                obj["type"].as_str().unwrap_or("?"),
-                obj["location"]
-            );
+        println!("\nScene {:?}:", scene.name);
+        for obj in &scene.objects {
+            println!("  {:<12} {:<8} {:?}", obj.name, obj.kind, obj.location);
         }
         let info = registry.get_session_info(&id)?;
         println!("\nSession info:");
@@ -86,9 +75,7 @@ async fn hello_cube(args: &DemoArgs, target: &crate::blender::Target) -> i32 {
         }
         println!();
         registry.close_session(&id).await?;
-        let has_cube = scene["objects"]
-            .as_array()
-            .is_some_and(|objs| objs.iter().any(|o| o["name"] == "HelloCube"));
+        let has_cube = scene.objects.iter().any(|o| o.name == "HelloCube");
         Ok::<bool, crate::session::SessionError>(has_cube)
     }
     .await;
@@ -99,7 +86,7 @@ async fn hello_cube(args: &DemoArgs, target: &crate::blender::Target) -> i32 {
             1
         }
         Err(e) => {
-            eprintln!("✗ {e}");
+            eprintln!("✗ {}", error_text(&e));
             1
         }
     }

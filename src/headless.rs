@@ -1,5 +1,6 @@
 //! Starting, watching and stopping a headless Blender that runs this project's own
-//! BlenderMCP-compatible server (`blender/bsm_server.py`, embedded in the binary).
+//! BlenderMCP-compatible server (the classic backend's `python/headless_server.py`, embedded
+//! in the binary).
 //!
 //! The popular GUI addon refuses to start under `blender -b` and its commands run on timers
 //! that never fire there; our script runs its own main-thread loop instead and speaks the
@@ -12,10 +13,10 @@ use std::time::Duration;
 
 use tokio::process::{Child, Command};
 
-use crate::blender::Target;
+use crate::backend::Target;
 
 /// The Blender-side server script.
-pub const SERVER_SCRIPT: &str = include_str!("../blender/bsm_server.py");
+pub const SERVER_SCRIPT: &str = crate::backend::classic::HEADLESS_SERVER;
 
 /// How to install Blender where it is missing.
 pub const INSTALL_HINT: &str = "Install Blender (Debian/Ubuntu: sudo apt-get install --no-install-recommends blender; elsewhere: https://www.blender.org/download/), or point --blender / BLENDER_PATH at its executable.";
@@ -79,6 +80,31 @@ pub struct HeadlessOptions {
     pub blend_file: Option<PathBuf>,
     /// How long to wait for the server to answer.
     pub startup_timeout: Duration,
+}
+
+/// How to start a headless Blender when one is needed (the CLI's `--blender`,
+/// `--blend-file`, `--startup-timeout`).
+#[derive(Debug, Clone)]
+pub struct SpawnConfig {
+    /// The executable (default: `$BLENDER_PATH`, else `blender` on `PATH`).
+    pub blender: Option<PathBuf>,
+    /// A `.blend` file to open.
+    pub blend_file: Option<PathBuf>,
+    /// How long to wait for its server to answer.
+    pub startup_timeout: Duration,
+}
+
+impl SpawnConfig {
+    /// Launch options for `target`, resolving the executable.
+    pub fn options(&self, target: &Target) -> Result<HeadlessOptions, HeadlessError> {
+        Ok(HeadlessOptions {
+            blender: find_blender(self.blender.as_deref())?,
+            host: target.host.clone(),
+            port: target.port,
+            blend_file: self.blend_file.clone(),
+            startup_timeout: self.startup_timeout,
+        })
+    }
 }
 
 /// Find the Blender executable: `explicit`, else `BLENDER_PATH`, else `blender` on `PATH`.

@@ -45,8 +45,9 @@ fn init_demo_logs() {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let target = args.blender.target();
+    let spawn = args.spawn.config();
     let spawned = if args.spawn_blender {
-        ensure_running(&target, || args.spawn.options(&target))
+        ensure_running(&target, || spawn.options(&target))
             .await
             .context("--spawn-blender could not start Blender")?
     } else {
@@ -175,7 +176,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Some(Command::Check(args)) => {
             init_logs(args.blender.log_format, "info");
-            let code = blender_session_mcp::cli::check(&args).await;
+            let code = blender_session_mcp::check::run(&args.blender.registry_config()).await;
             std::process::exit(code);
         }
         Some(Command::Blender(args)) => {
@@ -186,12 +187,16 @@ async fn main() -> anyhow::Result<()> {
             // The chat talks to a person and says what went wrong itself: only errors are logged.
             init_logs(args.blender.log_format, "error");
             let stop = stop_on_signal();
-            let code = blender_session_mcp::chat::run(args, stop).await;
+            let code = blender_session_mcp::chat::run(args.config(), stop).await;
             std::process::exit(code);
         }
         Some(Command::Demo(args)) => {
             init_demo_logs();
-            let code = blender_session_mcp::demo::run(&args).await;
+            let code = blender_session_mcp::demo::run(
+                args.blender.registry_config(),
+                &args.spawn.config(),
+            )
+            .await;
             std::process::exit(code);
         }
     }

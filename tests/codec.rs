@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use blender_session_mcp::blender::protocol::{
+use blender_session_mcp::backend::classic::protocol::{
     ProtocolError, Reply, ReplyDecoder, encode_ascii, encode_request,
 };
 use proptest::prelude::*;

@@ -9,6 +9,8 @@ mod support;
 
 use std::time::Duration;
 
+use blender_session_mcp::backend::BackendError;
+use blender_session_mcp::mcp::error_text;
 use blender_session_mcp::session::{Call, Outcome, Registry, SessionError};
 use serde_json::json;
 use support::{FakeAddon, config};
@@ -60,10 +62,16 @@ async fn blender_killed_mid_command_reports_connection_lost() {
     fake.kill().await;
     let err = running.await.expect("task").expect_err("lost");
     assert!(
-        matches!(err, SessionError::ConnectionLost { .. }),
+        matches!(
+            err,
+            SessionError::Backend(BackendError::ConnectionLost { .. })
+        ),
         "{err:?}"
     );
-    assert!(err.to_string().contains("may or may not have run"), "{err}");
+    assert!(
+        error_text(&err).contains("may or may not have run"),
+        "{err}"
+    );
     assert_eq!(outcomes(&reg, &id), vec![Outcome::ConnectionLost]);
 
     let mut fake = FakeAddon::start_with(&["--port", &port.to_string()]).await;
@@ -82,10 +90,13 @@ async fn connection_closed_after_the_command_ran_reports_connection_lost() {
         .await
         .expect_err("lost");
     assert!(
-        matches!(err, SessionError::ConnectionLost { .. }),
+        matches!(
+            err,
+            SessionError::Backend(BackendError::ConnectionLost { .. })
+        ),
         "{err:?}"
     );
-    assert!(err.to_string().contains("before replying"), "{err}");
+    assert!(error_text(&err).contains("before replying"), "{err}");
     still_serving(&reg, &id, &mut fake).await;
     fake.wait_count("executed", 2).await;
     assert_eq!(fake.count("request"), 2);
@@ -108,7 +119,10 @@ async fn connection_closed_or_reset_before_running_reports_connection_lost() {
             .await
             .expect_err(kind);
         assert!(
-            matches!(err, SessionError::ConnectionLost { .. }),
+            matches!(
+                err,
+                SessionError::Backend(BackendError::ConnectionLost { .. })
+            ),
             "{kind}: {err:?}"
         );
         still_serving(&reg, &id, &mut fake).await;
@@ -192,8 +206,11 @@ async fn garbage_replies_are_errors_and_drop_the_connection() {
         .execute_code(&id, "print(1)", &Call::new("t"))
         .await
         .expect_err("garbage");
-    assert!(matches!(err, SessionError::Protocol { .. }), "{err:?}");
-    assert!(err.to_string().contains("not a valid reply"), "{err}");
+    assert!(
+        matches!(err, SessionError::Backend(BackendError::Protocol { .. })),
+        "{err:?}"
+    );
+    assert!(error_text(&err).contains("not a valid reply"), "{err}");
     still_serving(&reg, &id, &mut fake).await;
     assert_eq!(
         fake.count("accepted"),
@@ -214,8 +231,11 @@ async fn trailing_extra_json_is_a_desync_that_drops_the_connection() {
         .send_command(&id, "get_scene_info", None)
         .await
         .expect_err("desync");
-    assert!(matches!(err, SessionError::Protocol { .. }), "{err:?}");
-    assert!(err.to_string().contains("out of sync"), "{err}");
+    assert!(
+        matches!(err, SessionError::Backend(BackendError::Protocol { .. })),
+        "{err:?}"
+    );
+    assert!(error_text(&err).contains("out of sync"), "{err}");
     // The unrequested reply never reaches the next command.
     still_serving(&reg, &id, &mut fake).await;
     assert_eq!(fake.count("accepted"), 2);
@@ -234,7 +254,7 @@ async fn an_over_cap_reply_is_cut_off_and_memory_stays_bounded() {
         .send_command(&id, "get_scene_info", None)
         .await
         .expect_err("too large");
-    assert!(err.to_string().contains("--max-reply-bytes"), "{err}");
+    assert!(error_text(&err).contains("--max-reply-bytes"), "{err}");
     still_serving(&reg, &id, &mut fake).await;
     let h = reg.get_session_history(&id, None).expect("history");
     assert!(
@@ -357,7 +377,7 @@ async fn ten_thousand_sessions_created_and_closed_leak_no_fds_or_tasks() {
             });
         }
     });
-    let mut cfg = config(blender_session_mcp::blender::Target::new("127.0.0.1", port));
+    let mut cfg = config(blender_session_mcp::backend::Target::new("127.0.0.1", port));
     cfg.max_sessions = 10_000;
     let reg = Registry::new(cfg);
     let metrics = tokio::runtime::Handle::current().metrics();

@@ -5,6 +5,7 @@ mod support;
 
 use std::time::Duration;
 
+use blender_session_mcp::mcp::error_text;
 use blender_session_mcp::session::{Call, Outcome, Registry, SessionError};
 use support::{FakeAddon, config};
 use tokio_util::sync::CancellationToken;
@@ -26,7 +27,7 @@ async fn a_late_reply_never_reaches_the_next_command_and_nothing_is_resent() {
         .await
         .expect_err("times out");
     assert!(matches!(err, SessionError::Timeout { .. }), "{err:?}");
-    let text = err.to_string();
+    let text = error_text(&err);
     assert!(text.contains("may still be running"), "{text}");
     assert!(text.contains("--command-timeout"), "{text}");
 
@@ -83,7 +84,7 @@ async fn cancelling_mid_command_drops_the_connection_and_records_cancelled() {
         matches!(err, SessionError::Cancelled { sent: true }),
         "{err:?}"
     );
-    assert!(err.to_string().contains("may still run"));
+    assert!(error_text(&err).contains("may still run"));
 
     fake.wait_count("executed", 1).await;
     let out = reg
@@ -125,7 +126,7 @@ async fn closing_a_session_with_a_command_in_flight_gives_the_caller_a_clear_res
         matches!(err, SessionError::SessionClosed { sent: true, .. }),
         "{err:?}"
     );
-    assert!(err.to_string().contains("was closed"));
+    assert!(error_text(&err).contains("was closed"));
     fake.wait_count("closed", 1).await;
     assert!(reg.is_empty());
 }
@@ -142,8 +143,8 @@ async fn oversized_requests_are_refused_before_sending() {
         .execute_code(&id, &code, &Call::new("t"))
         .await
         .expect_err("too large");
-    assert!(err.to_string().contains("--max-request-bytes"), "{err}");
-    assert!(err.to_string().contains("nothing was sent"), "{err}");
+    assert!(error_text(&err).contains("--max-request-bytes"), "{err}");
+    assert!(error_text(&err).contains("nothing was sent"), "{err}");
     reg.execute_code(&id, "print(1)", &Call::new("t"))
         .await
         .expect("still works");
@@ -168,7 +169,7 @@ async fn over_cap_reply_is_an_error_and_drops_the_connection() {
         .execute_code(&id, "print('x' * 200000)", &Call::new("t"))
         .await
         .expect_err("too large");
-    assert!(err.to_string().contains("--max-reply-bytes"), "{err}");
+    assert!(error_text(&err).contains("--max-reply-bytes"), "{err}");
     let out = reg
         .execute_code(&id, "print('small')", &Call::new("t"))
         .await
@@ -187,7 +188,7 @@ async fn max_sessions_is_enforced_with_a_clear_error() {
     let a = reg.create_session(None).await.expect("a");
     reg.create_session(None).await.expect("b");
     let err = reg.create_session(None).await.expect_err("full");
-    assert!(err.to_string().contains("--max-sessions"), "{err}");
+    assert!(error_text(&err).contains("--max-sessions"), "{err}");
     reg.close_session(&a).await.expect("close");
     reg.create_session(None).await.expect("room again");
 }

@@ -3,7 +3,8 @@
 
 mod support;
 
-use blender_session_mcp::blender::Target;
+use blender_session_mcp::backend::Target;
+use blender_session_mcp::mcp::error_text;
 use blender_session_mcp::session::{Outcome, Registry};
 use support::{FakeAddon, closed_port, config, registry};
 
@@ -63,7 +64,7 @@ async fn session_created_while_blender_is_down_reports_why_and_reconnects_later(
         .send_command(&id, "get_scene_info", None)
         .await
         .expect_err("still down");
-    let text = err.to_string();
+    let text = error_text(&err);
     assert!(text.contains("Connect to MCP server"), "{text}");
     assert!(text.contains(&format!("127.0.0.1:{port}")), "{text}");
     assert_eq!(err.outcome(), Outcome::Unreachable);
@@ -118,9 +119,6 @@ async fn close_session_closes_its_connection() {
     assert_eq!(info.session_id, id);
     fake.wait_count("closed", 1).await;
     let err = reg.get_session_info(&id).expect_err("gone");
-    assert!(
-        err.to_string()
-            .starts_with(&format!("Session not found: {id}"))
-    );
-    assert!(err.to_string().contains("list_sessions"));
+    assert!(error_text(&err).starts_with(&format!("Session not found: {id}")));
+    assert!(error_text(&err).contains("list_sessions"));
 }

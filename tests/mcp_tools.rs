@@ -5,7 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use blender_session_mcp::blender::Target;
+use blender_session_mcp::backend::Target;
 use blender_session_mcp::mcp::BlenderServer;
 use blender_session_mcp::session::Registry;
 use rmcp::ServiceExt;

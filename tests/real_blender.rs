@@ -9,7 +9,7 @@ mod support;
 use std::process::Stdio;
 use std::time::Duration;
 
-use blender_session_mcp::blender::Target;
+use blender_session_mcp::backend::Target;
 use blender_session_mcp::headless::{HeadlessBlender, HeadlessOptions, find_blender};
 use rmcp::ServiceExt;
 use rmcp::model::CallToolRequestParams;

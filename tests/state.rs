@@ -4,6 +4,7 @@
 
 mod support;
 
+use blender_session_mcp::backend::BackendError;
 use blender_session_mcp::session::{Call, Outcome, Registry, SessionError};
 use support::{FakeAddon, config, registry};
 
@@ -81,7 +82,7 @@ async fn a_raising_script_returns_traceback_and_earlier_stdout_and_still_refresh
         .execute_code(&id, code, &Call::new("t"))
         .await
         .expect_err("raises");
-    let SessionError::CodeFailed { traceback, stdout } = &err else {
+    let SessionError::Backend(BackendError::CodeFailed { traceback, stdout }) = &err else {
         panic!("expected CodeFailed, got {err:?}");
     };
     assert_eq!(stdout, "before the error\n");
@@ -192,15 +193,12 @@ async fn scene_info_lists_every_object_not_just_ten() {
         .scene_info(&id, &Call::new("get_scene_info"))
         .await
         .expect("scene");
-    assert_eq!(scene["object_count"], 15);
-    assert_eq!(scene["objects"].as_array().expect("objects").len(), 15);
-    assert_eq!(scene["objects"][14]["name"], "Cube.012");
-    assert_eq!(
-        scene["objects"][14]["location"],
-        serde_json::json!([11.0, 0.0, 0.0])
-    );
-    assert_eq!(scene["selection"]["active"], "Cube.012");
-    assert_eq!(scene["materials_count"], 1);
+    assert_eq!(scene.object_count, 15);
+    assert_eq!(scene.objects.len(), 15);
+    assert_eq!(scene.objects[14].name, "Cube.012");
+    assert_eq!(scene.objects[14].location, vec![11.0, 0.0, 0.0]);
+    assert_eq!(scene.selection.active.as_deref(), Some("Cube.012"));
+    assert_eq!(scene.materials_count, 1);
     let info = reg.get_session_info(&id).expect("info");
     assert_eq!(info.state.objects.len(), 15);
 }

@@ -2,7 +2,7 @@
 //! buffer more than its cap, and reach the same verdict whatever the chunking.
 #![no_main]
 
-use blender_session_mcp::blender::protocol::{Reply, ReplyDecoder};
+use blender_session_mcp::backend::classic::protocol::{Reply, ReplyDecoder};
 use libfuzzer_sys::fuzz_target;
 
 const CAP: usize = 4096;

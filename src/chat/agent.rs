@@ -2,52 +2,19 @@
 //! model, run the tool calls it makes (made properly or written as text) in order, answer
 //! each, and stop at an answer, at `--max-rounds`, or when the model repeats itself.
 
+use crate::mcp::names;
 use std::io::Write;
 
 use serde_json::{Map, Value, json};
 
 use super::console::{Approval, ApprovalMode, Input, Progress, Transcript, listing};
 use super::llm::{Api, LlmClient, LlmError, Message, Role, ToolCall};
-use super::tools::{
-    BlenderTools, CODE_TOOL, ToolOutcome, ToolSpec, as_object, calls_in_text, coerce_arguments,
-};
+use super::prompt::{describe_scene, instructions};
+use super::text_calls::calls_in_text;
+use super::tools::{BlenderTools, CODE_TOOL, ToolOutcome, ToolSpec, as_object, coerce_arguments};
 
 /// Longest tool result text passed to the model; longer output is cut in the middle.
 const MAX_RESULT_CHARS: usize = 12_000;
-
-/// Most objects listed in the system prompt.
-const MAX_LISTED_OBJECTS: usize = 40;
-
-/// The standing instructions, naming only the tools that are offered.
-fn instructions(specs: &[ToolSpec]) -> String {
-    let has = |name: &str| specs.iter().any(|s| s.name == name);
-    let mut text = String::from(
-        "You are a Blender assistant. You inspect and change the open Blender scene only by \
-         calling the tools you are given; never just describe code you would run.",
-    );
-    if has(CODE_TOOL) {
-        text.push_str(
-            "\n- To change the scene, call execute_blender_code with complete Python code (bpy \
-             is already imported; every call starts fresh). print() whatever you need to know back.",
-        );
-    }
-    match (has("get_scene_info"), has("get_object_info")) {
-        (true, true) => text.push_str(
-            "\n- To look at the scene, call get_scene_info; for one object's details, get_object_info.",
-        ),
-        (true, false) => text.push_str("\n- To look at the scene, call get_scene_info."),
-        (false, true) => {
-            text.push_str("\n- For one object's details, call get_object_info.")
-        }
-        (false, false) => {}
-    }
-    text.push_str(
-        "\n- Make one tool call at a time when the next step depends on its result.\n\
-         - Do not repeat a call that already succeeded. When the task is done, reply to the \
-         user in one or two plain sentences, without calling a tool.",
-    );
-    text
-}
 
 /// How a prompt ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,7 +84,7 @@ impl Agent {
 
     /// The system prompt with the current scene, read from Blender now.
     async fn system_prompt(&self) -> String {
-        let scene = self.tools.call("get_scene_info", Map::new()).await;
+        let scene = self.tools.call(names::GET_SCENE_INFO, Map::new()).await;
         format!("{}\n\n{}", self.instructions, describe_scene(&scene))
     }
 
@@ -383,7 +350,7 @@ impl Agent {
 }
 
 /// Tools a person approves before they run: they change Blender in ways the model chose.
-const APPROVED_TOOLS: &[&str] = &[CODE_TOOL, "blender_command"];
+const APPROVED_TOOLS: &[&str] = &[CODE_TOOL, names::BLENDER_COMMAND];
 
 /// For a tool that needs approval, what to show: `(title, listing)`, or why the arguments
 /// cannot be run (answered to the model without asking anyone). `None`: no approval needed.
@@ -460,63 +427,4 @@ fn cut_middle(text: &str, max: usize) -> String {
         "{head}\n… ({} characters cut) …\n{tail}",
         count - max * 2 / 3 - max / 3
     )
-}
-
-/// The scene as the system prompt shows it.
-pub fn describe_scene(scene: &ToolOutcome) -> String {
-    let Some(info) = scene.structured.as_ref().filter(|_| scene.ok) else {
-        return format!(
-            "The scene could not be read just now: {}",
-            scene.text.lines().next().unwrap_or("unknown error")
-        );
-    };
-    let name = info.get("name").and_then(Value::as_str).unwrap_or("Scene");
-    let objects = info
-        .get("objects")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let mut out = format!("Current scene {name:?}: {} object(s).", objects.len());
-    for o in objects.iter().take(MAX_LISTED_OBJECTS) {
-        let loc = o
-            .get("location")
-            .and_then(Value::as_array)
-            .map(|l| {
-                l.iter()
-                    .map(|v| v.as_f64().map(|f| format!("{f}")).unwrap_or_default())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            })
-            .unwrap_or_default();
-        out.push_str(&format!(
-            "\n- {} ({}) at ({loc})",
-            o.get("name").and_then(Value::as_str).unwrap_or("?"),
-            o.get("type").and_then(Value::as_str).unwrap_or("?"),
-        ));
-    }
-    if objects.len() > MAX_LISTED_OBJECTS {
-        out.push_str(&format!(
-            "\n- … and {} more (call get_scene_info for all)",
-            objects.len() - MAX_LISTED_OBJECTS
-        ));
-    }
-    let selection = info.get("selection");
-    let selected: Vec<&str> = selection
-        .and_then(|s| s.get("selected"))
-        .and_then(Value::as_array)
-        .map(|s| s.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
-    let active = selection
-        .and_then(|s| s.get("active"))
-        .and_then(Value::as_str);
-    out.push_str(&format!(
-        "\nSelected: {}. Active object: {}.",
-        if selected.is_empty() {
-            "nothing".to_owned()
-        } else {
-            selected.join(", ")
-        },
-        active.unwrap_or("none")
-    ));
-    out
 }

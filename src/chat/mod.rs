@@ -4,9 +4,10 @@
 //! registry.
 //!
 //! - [`tools`]: the tool set offered (from the server's list), schema simplification,
-//!   argument coercion, tool calls written as text.
+//!   argument coercion; [`text_calls`]: tool calls written as text.
 //! - [`llm`], [`ollama`], [`openai`]: the conversation types and the two HTTP dialects.
-//! - [`agent`]: the loop of one prompt (rounds, repeated-call breaker, approvals).
+//! - [`agent`]: the loop of one prompt (rounds, repeated-call breaker, approvals);
+//!   [`prompt`]: its system prompt.
 //! - [`console`]: stdin lines, approval questions, the spinner, the transcript.
 
 pub mod agent;
@@ -14,20 +15,47 @@ pub mod console;
 pub mod llm;
 pub mod ollama;
 pub mod openai;
+pub mod prompt;
+pub mod text_calls;
 pub mod tools;
 
 use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{ChatArgs, troubleshooting};
-use crate::headless::ensure_running;
-use crate::session::Registry;
+use crate::headless::{SpawnConfig, ensure_running};
+use crate::mcp::errors::troubleshooting;
+use crate::mcp::names;
+use crate::session::{Registry, RegistryConfig};
 use agent::{Agent, Outcome};
 use console::{ApprovalMode, Input, Transcript};
 use llm::{LlmClient, LlmError};
 use tools::BlenderTools;
+
+/// What `chat` needs, as plain values (the CLI maps its flags onto this).
+#[derive(Debug, Clone)]
+pub struct ChatConfig {
+    /// The request; empty: one request per line from stdin.
+    pub prompt: Vec<String>,
+    /// Which HTTP API the LLM server speaks.
+    pub api: llm::Api,
+    /// The LLM request settings.
+    pub llm: llm::Settings,
+    /// Tools offered to the model (names, or `all`).
+    pub tools: Vec<String>,
+    /// Most model requests per prompt.
+    pub max_rounds: u16,
+    /// Run the model's code without asking.
+    pub yes: bool,
+    /// Append the exchange to this file as JSON lines.
+    pub transcript: Option<PathBuf>,
+    /// The chat's own registry (its Blender, timeouts and limits).
+    pub registry: RegistryConfig,
+    /// Start a headless Blender when nothing listens on the target, with these settings.
+    pub spawn: Option<SpawnConfig>,
+}
 
 /// Errors setting the chat up.
 #[derive(Debug, thiserror::Error)]
@@ -57,10 +85,10 @@ pub const EXIT_INTERRUPTED: i32 = 130;
 
 /// Run `chat` until its prompt is answered, or stdin ends; returns the exit status. `stop`
 /// (Ctrl-C / SIGTERM) ends it at once, closing the session.
-pub async fn run(args: ChatArgs, stop: CancellationToken) -> i32 {
-    let target = args.blender.target();
-    let spawned = if args.spawn_blender {
-        match ensure_running(&target, || args.spawn.options(&target)).await {
+pub async fn run(args: ChatConfig, stop: CancellationToken) -> i32 {
+    let target = args.registry.default_target.clone();
+    let spawned = if let Some(spawn) = &args.spawn {
+        match ensure_running(&target, || spawn.options(&target)).await {
             Ok(b) => b,
             Err(e) => {
                 eprintln!("error: --spawn-blender could not start Blender: {e}");
@@ -70,7 +98,7 @@ pub async fn run(args: ChatArgs, stop: CancellationToken) -> i32 {
     } else {
         None
     };
-    let registry = Registry::new(args.registry_config());
+    let registry = Registry::new(args.registry.clone());
     let code = match open_transcript(&args) {
         Err(e) => fail(&e),
         Ok(transcript) => {
@@ -100,7 +128,7 @@ fn fail(e: &ChatError) -> i32 {
     }
 }
 
-fn open_transcript(args: &ChatArgs) -> Result<Transcript, ChatError> {
+fn open_transcript(args: &ChatConfig) -> Result<Transcript, ChatError> {
     match &args.transcript {
         Some(path) => Transcript::open(path).map_err(|e| {
             ChatError::Usage(format!(
@@ -112,7 +140,7 @@ fn open_transcript(args: &ChatArgs) -> Result<Transcript, ChatError> {
     }
 }
 
-async fn converse(args: &ChatArgs, registry: Registry, transcript: Transcript) -> i32 {
+async fn converse(args: &ChatConfig, registry: Registry, transcript: Transcript) -> i32 {
     let tools = match BlenderTools::start(registry).await {
         Ok(t) => t,
         Err(e) => return fail(&e),
@@ -141,26 +169,28 @@ async fn converse(args: &ChatArgs, registry: Registry, transcript: Transcript) -
 
 /// Check Blender, the tools and the model before the first prompt.
 async fn prepare(
-    args: &ChatArgs,
+    args: &ChatConfig,
     tools: &BlenderTools,
 ) -> Result<(LlmClient, Vec<tools::ToolSpec>), ChatError> {
     let specs = tools::select(tools.all(), &args.tools)?;
-    let scene = tools.call("get_scene_info", serde_json::Map::new()).await;
+    let scene = tools
+        .call(names::GET_SCENE_INFO, serde_json::Map::new())
+        .await;
     if !scene.ok {
         // The tool's message is written for a model ("call the tool again"); a person gets
         // its first sentence and the troubleshooting steps.
         let first = scene.text.split(". ").next().unwrap_or_default();
         return Err(ChatError::Blender(format!(
             "Blender is not usable: {first}.\n\n{}\n5. Or pass --spawn-blender to start a headless Blender for this chat.",
-            troubleshooting(&args.blender.target())
+            troubleshooting(&args.registry.default_target)
         )));
     }
-    let mut llm = LlmClient::new(args.api, args.llm_settings())?;
+    let mut llm = LlmClient::new(args.api, args.llm.clone())?;
     llm.check_model().await?;
     Ok((llm, specs))
 }
 
-async fn dialogue(args: &ChatArgs, agent: &mut Agent, stdin_tty: bool) -> i32 {
+async fn dialogue(args: &ChatConfig, agent: &mut Agent, stdin_tty: bool) -> i32 {
     let mut input = Input::stdin();
     let model = agent.model().to_owned();
     agent.transcript().record(

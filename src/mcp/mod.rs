@@ -1,12 +1,19 @@
-//! The MCP layer: an rmcp [`ServerHandler`] whose tools delegate to the session
-//! [`Registry`]. Failures the model should read (Blender unreachable, timeouts, unknown
-//! sessions, Python exceptions) become `isError` tool results with a message saying what to
-//! do; JSON-RPC errors are left to rmcp for requests that cannot be routed.
+//! The MCP layer: an rmcp [`ServerHandler`], created per client, whose tools delegate to the
+//! shared session [`Registry`]. Failures the model should read (Blender unreachable,
+//! timeouts, unknown sessions, Python exceptions) become `isError` tool results with a
+//! message saying what happened and what to do ([`errors`]); JSON-RPC errors are left to
+//! rmcp for requests that cannot be routed.
+//!
+//! - [`names`]: the tool names; [`params`]: their parameters (the schemas models read).
+//! - [`errors`]: the advice added to lower layers' errors.
+//! - [`stdio`]: the stdio transport.
 
+pub mod errors;
+pub mod names;
 pub mod params;
 pub mod stdio;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use base64::Engine;
 use rmcp::handler::server::{router::tool::ToolRouter, wrapper::Parameters};
@@ -16,8 +23,10 @@ use rmcp::{RoleServer, ServerHandler, tool, tool_handler, tool_router};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::blender::Target;
+use crate::backend::Target;
 use crate::session::{Call, Registry, SessionError};
+
+pub use errors::error_text;
 
 use params::{
     BlenderCommandParams, CreateSessionParams, ExecuteCodeParams, HistoryParams, ObjectInfoParams,
@@ -40,11 +49,22 @@ change it (print() what you want back; each call has a fresh namespace with bpy 
 get_object_info for one object, get_viewport_screenshot to look at it, and blender_command \
 for any other addon command. get_session_info shows the tracked state without asking Blender.";
 
-/// The MCP server. Cheap to clone; clones share the registry and the default session.
+/// What the server knows of the one client it serves.
+#[derive(Debug)]
+struct ClientContext {
+    /// Who is calling (`local` on stdio).
+    user: String,
+    /// The client's default session, once it has one.
+    default_session: Mutex<Option<String>>,
+}
+
+/// The MCP server for one client. Create one per client connection with
+/// [`BlenderServer::new`]: every one shares the registry, each has its own default session.
+/// Clones serve the same client.
 #[derive(Clone)]
 pub struct BlenderServer {
     registry: Registry,
-    default_session: Arc<tokio::sync::Mutex<Option<String>>>,
+    client: Arc<ClientContext>,
     tool_router: ToolRouter<BlenderServer>,
 }
 
@@ -52,12 +72,13 @@ impl std::fmt::Debug for BlenderServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BlenderServer")
             .field("registry", &self.registry)
+            .field("user", &self.client.user)
             .finish()
     }
 }
 
 fn error_result(e: &SessionError) -> CallToolResult {
-    CallToolResult::error(vec![ContentBlock::text(e.to_string())])
+    CallToolResult::error(vec![ContentBlock::text(error_text(e))])
 }
 
 /// A tool result from a session call: structured JSON on success, an `isError` text otherwise.
@@ -83,13 +104,23 @@ fn json_result<T: Serialize>(value: &T) -> CallToolResult {
 }
 
 impl BlenderServer {
-    /// A server over `registry`.
+    /// A server for one new client over `registry`, with no default session yet.
     pub fn new(registry: Registry) -> Self {
         BlenderServer {
             registry,
-            default_session: Arc::new(tokio::sync::Mutex::new(None)),
+            client: Arc::new(ClientContext {
+                user: "local".into(),
+                default_session: Mutex::new(None),
+            }),
             tool_router: Self::tool_router(),
         }
+    }
+
+    fn default_session(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+        self.client
+            .default_session
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// The registry the tools use.
@@ -103,14 +134,22 @@ impl BlenderServer {
         if let Some(id) = session_id.filter(|s| !s.trim().is_empty()) {
             return Ok(id);
         }
-        let mut default = self.default_session.lock().await;
-        if let Some(id) = default.as_ref()
-            && self.registry.contains(id)
-        {
-            return Ok(id.clone());
+        // The default session is made under the lock (which never waits), and connected
+        // outside it: nobody queues behind a connect to reach the client's default session.
+        let id = {
+            let mut default = self.default_session();
+            if let Some(id) = default.as_ref()
+                && self.registry.contains(id)
+            {
+                return Ok(id.clone());
+            }
+            let id = self.registry.open_session(None)?;
+            *default = Some(id.clone());
+            id
+        };
+        if self.registry.config().connect_on_create {
+            self.registry.connect_session(&id).await;
         }
-        let id = self.registry.create_session(None).await?;
-        *default = Some(id.clone());
         Ok(id)
     }
 
@@ -136,7 +175,7 @@ impl BlenderServer {
         Parameters(p): Parameters<ExecuteCodeParams>,
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        let call = Self::call("execute_blender_code", &ctx);
+        let call = Self::call(names::EXECUTE_BLENDER_CODE, &ctx);
         let result = async {
             let id = self.session(p.session_id).await?;
             self.registry.execute_code(&id, &p.code, &call).await
@@ -165,10 +204,11 @@ impl BlenderServer {
         Parameters(p): Parameters<SessionParams>,
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        let call = Self::call("get_scene_info", &ctx);
+        let call = Self::call(names::GET_SCENE_INFO, &ctx);
         let result = async {
             let id = self.session(p.session_id).await?;
-            let mut info = self.registry.scene_info(&id, &call).await?;
+            let info = self.registry.scene_info(&id, &call).await?;
+            let mut info = serde_json::to_value(info).unwrap_or(Value::Null);
             if let Value::Object(map) = &mut info {
                 map.insert("session_id".into(), Value::String(id));
             }
@@ -192,12 +232,10 @@ impl BlenderServer {
         Parameters(p): Parameters<ObjectInfoParams>,
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        let call = Self::call("get_object_info", &ctx);
+        let call = Self::call(names::GET_OBJECT_INFO, &ctx);
         let result = async {
             let id = self.session(p.session_id).await?;
-            self.registry
-                .send_command_as(&id, "get_object_info", Some(json!({"name": p.name})), &call)
-                .await
+            self.registry.object_info(&id, &p.name, &call).await
         }
         .await;
         respond(result)
@@ -217,7 +255,7 @@ impl BlenderServer {
         Parameters(p): Parameters<ScreenshotParams>,
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        let call = Self::call("get_viewport_screenshot", &ctx);
+        let call = Self::call(names::GET_VIEWPORT_SCREENSHOT, &ctx);
         let max_size = p.max_size.unwrap_or(800).clamp(16, 8192);
         let result = async {
             let id = self.session(p.session_id).await?;
@@ -248,7 +286,7 @@ impl BlenderServer {
         Parameters(p): Parameters<BlenderCommandParams>,
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        let call = Self::call("blender_command", &ctx);
+        let call = Self::call(names::BLENDER_COMMAND, &ctx);
         let result = async {
             let id = self.session(p.session_id).await?;
             self.registry
@@ -298,7 +336,7 @@ impl BlenderServer {
     )]
     async fn list_sessions(&self) -> CallToolResult {
         let sessions = self.registry.list_sessions();
-        let default = self.default_session.lock().await.clone();
+        let default = self.default_session().clone();
         json_result(
             &json!({"sessions": sessions, "count": sessions.len(), "default_session": default}),
         )
@@ -357,7 +395,7 @@ impl BlenderServer {
     async fn close_session(&self, Parameters(p): Parameters<SessionParams>) -> CallToolResult {
         let id = match p.session_id.filter(|s| !s.trim().is_empty()) {
             Some(id) => Some(id),
-            None => self.default_session.lock().await.clone(),
+            None => self.default_session().clone(),
         };
         let Some(id) = id else {
             return error_result(&SessionError::NotFound(
@@ -382,5 +420,23 @@ impl ServerHandler for BlenderServer {
                 env!("CARGO_PKG_VERSION"),
             ))
             .with_instructions(INSTRUCTIONS)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tool_names_match_the_constants() {
+        let mut listed: Vec<String> = BlenderServer::tool_router()
+            .list_all()
+            .into_iter()
+            .map(|t| t.name.to_string())
+            .collect();
+        listed.sort();
+        let mut names: Vec<String> = names::ALL.iter().map(|n| n.to_string()).collect();
+        names.sort();
+        assert_eq!(listed, names);
     }
 }

@@ -1,9 +1,9 @@
-//! Errors of the session layer: every way a session call can fail, each with a message that
-//! tells the reader (often a model) what happened and what to do next.
+//! Errors of the session layer: every way a session call can fail, each saying what
+//! happened. What to do about it is the MCP layer's to add (`mcp::errors`).
 
 use std::time::Duration;
 
-use crate::blender::{ConnectionError, ProtocolError, Target};
+use crate::backend::BackendError;
 
 use super::history::Outcome;
 
@@ -11,38 +11,23 @@ use super::history::Outcome;
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
     /// No session has this id.
-    #[error(
-        "Session not found: {0}. It may have been closed, or removed after being idle longer than the idle timeout. Call list_sessions to see live sessions, or omit session_id to use your default session."
-    )]
+    #[error("Session not found: {0}")]
     NotFound(String),
     /// The registry is full.
-    #[error(
-        "Too many sessions: the limit of {limit} is reached. Close sessions you no longer need with close_session, or restart the server with a larger --max-sessions."
-    )]
+    #[error("Too many sessions: the limit of {limit} is reached")]
     TooManySessions {
-        /// `--max-sessions`.
+        /// The most sessions alive at once.
         limit: usize,
     },
     /// The server is shutting down; nothing was sent.
     #[error("The server is shutting down; nothing was sent to Blender.")]
     ShuttingDown,
-    /// Blender could not be reached; nothing was sent.
-    #[error(
-        "{source}. Nothing was sent. Check that Blender is running, that the BlenderMCP addon is enabled and its server is started (\"Connect to MCP server\" in the 3D viewport's BlenderMCP sidebar tab), and that the host and port are right (this session uses {target}; set --blender-host/--blender-port or BLENDER_HOST/BLENDER_PORT). Then call the tool again: the session reconnects by itself."
-    )]
-    Unreachable {
-        /// Where the session's Blender should be.
-        target: Target,
-        /// The connection failure.
-        #[source]
-        source: ConnectionError,
-    },
     /// No reply within the command timeout.
     #[error(
-        "Timeout waiting for Blender response: no reply to {command} within {after:?}. The command may still be running in Blender (a slow script or a busy Blender); it was not re-sent. The connection was dropped so a late reply cannot be mistaken for another answer; the next command reconnects. Check that Blender is not busy, send the work in smaller pieces, or raise --command-timeout."
+        "Timeout waiting for Blender response: no reply to {command} within {after:?}. The command may still be running in Blender (a slow script or a busy Blender); it was not re-sent. The connection was dropped so a late reply cannot be mistaken for another answer"
     )]
     Timeout {
-        /// The addon command type.
+        /// The backend command.
         command: String,
         /// The timeout that expired.
         after: Duration,
@@ -61,48 +46,9 @@ pub enum SessionError {
         /// Whether the command had been handed to Blender.
         sent: bool,
     },
-    /// The connection broke after the command was written.
-    #[error(
-        "The connection to Blender was lost during {command}: {source}. The command may or may not have run; check the scene (get_scene_info) before retrying. The next command reconnects automatically."
-    )]
-    ConnectionLost {
-        /// The addon command type.
-        command: String,
-        /// What broke.
-        #[source]
-        source: ConnectionError,
-    },
-    /// The reply could not be decoded; the connection was dropped.
-    #[error(
-        "Blender's reply to {command} could not be used: {source}. The connection was dropped and the command may have run; the next command reconnects."
-    )]
-    Protocol {
-        /// The addon command type.
-        command: String,
-        /// The codec failure.
-        #[source]
-        source: ProtocolError,
-    },
-    /// The request was refused before sending (too large).
+    /// Talking to Blender failed, or Blender reported an error.
     #[error(transparent)]
-    RequestRefused(ProtocolError),
-    /// Blender answered with an error (`status: "error"` or an in-band error).
-    #[error("Blender reported an error: {message}")]
-    Blender {
-        /// The addon's message.
-        message: String,
-    },
-    /// The user's Python code raised; the traceback and the stdout printed before it.
-    #[error("{}", code_failed_text(traceback, stdout))]
-    CodeFailed {
-        /// The formatted traceback.
-        traceback: String,
-        /// What the code printed before the exception.
-        stdout: String,
-    },
-    /// Blender's answer did not have the expected shape.
-    #[error("Unexpected answer from Blender: {0}")]
-    Unexpected(String),
+    Backend(#[from] BackendError),
 }
 
 fn cancelled_text(what: &str, sent: bool) -> String {
@@ -113,18 +59,6 @@ fn cancelled_text(what: &str, sent: bool) -> String {
     } else {
         format!("{what} before anything was sent to Blender.")
     }
-}
-
-fn code_failed_text(traceback: &str, stdout: &str) -> String {
-    let mut text = format!(
-        "Python raised an exception in Blender:\n{}",
-        traceback.trim_end()
-    );
-    if !stdout.is_empty() {
-        text.push_str("\n\nOutput printed before the exception:\n");
-        text.push_str(stdout);
-    }
-    text
 }
 
 impl SessionError {
@@ -146,8 +80,8 @@ impl SessionError {
             SessionError::Cancelled { .. } | SessionError::SessionClosed { .. } => {
                 Outcome::Cancelled
             }
-            SessionError::ConnectionLost { .. } => Outcome::ConnectionLost,
-            SessionError::Unreachable { .. } => Outcome::Unreachable,
+            SessionError::Backend(BackendError::ConnectionLost { .. }) => Outcome::ConnectionLost,
+            SessionError::Backend(BackendError::Unreachable { .. }) => Outcome::Unreachable,
             _ => Outcome::Error,
         }
     }

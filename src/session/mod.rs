@@ -1,13 +1,28 @@
-//! Sessions: ids, per-session state and history, the registry that owns them, and idle
-//! cleanup. This layer sits between the MCP tools and the Blender connection.
+//! Sessions: records (what a store keeps) apart from this process's live links, the one
+//! command path, history, the event stream, and the registry that owns them with its idle
+//! cleanup. This layer sits between the MCP tools and the backend.
+//!
+//! - [`registry`]: lifecycle, lookup, typed operations, idle cleanup.
+//! - [`command`]: the command path every operation takes.
+//! - [`store`]: the records and the one place their changes go through ([`events`]).
+//! - [`record`]: the serializable record and the views tools show of it.
+//! - [`live`]: what only this process holds (the link, the in-flight count).
+//! - [`history`], [`clock`], [`error`].
 
+pub mod clock;
+pub mod command;
 pub mod error;
+pub mod events;
 pub mod history;
+pub(crate) mod live;
+pub mod record;
 pub mod registry;
-#[allow(clippy::module_inception)]
-pub mod session;
+pub mod store;
 
+pub use crate::backend::{CodeOutput, Screenshot, Selection};
+pub use command::Call;
 pub use error::SessionError;
+pub use events::{CloseReason, Event, EventKind};
 pub use history::{HistoryEntry, Outcome};
-pub use registry::{Call, CodeOutput, Registry, RegistryConfig, Screenshot};
-pub use session::{Selection, Session, SessionHistory, SessionInfo, SessionState};
+pub use record::{SessionHistory, SessionInfo, SessionRecord, SessionState};
+pub use registry::{Registry, RegistryConfig};

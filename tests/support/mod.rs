@@ -11,7 +11,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use blender_session_mcp::blender::Target;
+use blender_session_mcp::backend::Target;
 use blender_session_mcp::session::{Registry, RegistryConfig};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};

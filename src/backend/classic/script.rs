@@ -8,25 +8,13 @@
 //! is stripped before the user sees the output.
 
 use base64::Engine;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::Value;
+
+use crate::backend::{SceneInfo, Snapshot};
 
 const EXEC_WRAPPER: &str = include_str!("python/exec_wrapper.py");
 const SCENE_INFO: &str = include_str!("python/scene_info.py");
-
-/// The scene state captured by the wrapper after the user's code ran.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct Snapshot {
-    /// Name of the active scene.
-    #[serde(default)]
-    pub scene: Option<String>,
-    /// Names of every object in the scene.
-    pub objects: Vec<String>,
-    /// Name of the active object, if any.
-    pub active: Option<String>,
-    /// Names of the selected objects.
-    pub selected: Vec<String>,
-}
 
 /// The markers around one program's machine-readable output.
 #[derive(Debug, Clone)]
@@ -151,8 +139,8 @@ pub fn parse_wrapped(result: Value, markers: &Markers) -> Result<WrappedOutput, 
     })
 }
 
-/// Parse the answer of [`scene_info_program`]: (stray stdout, scene info JSON).
-pub fn parse_scene_info(result: &Value, markers: &Markers) -> Result<(String, Value), String> {
+/// Parse the answer of [`scene_info_program`]: (stray stdout, the scene).
+pub fn parse_scene_info(result: &Value, markers: &Markers) -> Result<(String, SceneInfo), String> {
     let captured = captured_stdout(result)?;
     let (stray, payload) = markers
         .split(captured)

@@ -2,7 +2,7 @@
 //!
 //! The addon's protocol has no framing: a request is one JSON object, a reply is one JSON
 //! object, and the only way to find the end of a reply is to parse it. This module owns the
-//! rules of `PROTOCOL.md` that concern bytes:
+//! wire rules of the classic protocol (see [`super`]) that concern bytes:
 //!
 //! * requests are encoded with **every non-ASCII character escaped** as `\uXXXX` (the classic
 //!   addon dies when a multi-byte character straddles its 8 KiB read boundary), and are capped
@@ -24,10 +24,8 @@ use serde_json::{Value, ser::Formatter};
 /// Every variant means the connection that produced it must be dropped.
 #[derive(Debug, thiserror::Error)]
 pub enum ProtocolError {
-    /// The reply grew past the `--max-reply-bytes` cap before it was complete.
-    #[error(
-        "Blender's reply exceeded the {limit}-byte limit (--max-reply-bytes); print less, or raise the limit"
-    )]
+    /// The reply grew past the reply size cap before it was complete.
+    #[error("Blender's reply exceeded the {limit}-byte limit")]
     ReplyTooLarge {
         /// The cap in bytes.
         limit: usize,
@@ -46,10 +44,8 @@ pub enum ProtocolError {
         /// What was wrong.
         detail: String,
     },
-    /// The encoded request is larger than `--max-request-bytes`; nothing was sent.
-    #[error(
-        "the request is over the {limit}-byte limit (--max-request-bytes; at least {size} bytes); nothing was sent. Send the code in smaller pieces"
-    )]
+    /// The encoded request is larger than the request size cap; nothing was sent.
+    #[error("the request is over the {limit}-byte limit (at least {size} bytes); nothing was sent")]
     RequestTooLarge {
         /// Size of the encoded request.
         size: usize,
@@ -152,10 +148,10 @@ impl Formatter for AsciiFormatter {
 /// encoded request is longer than `limit` bytes.
 ///
 /// ```
-/// use blender_session_mcp::blender::protocol::encode_request;
+/// use blender_session_mcp::backend::classic::protocol::encode_request;
 /// let bytes = encode_request("execute_code", Some(&serde_json::json!({"code": "print('立方体')"})), 1024)?;
 /// assert_eq!(bytes, br#"{"type":"execute_code","params":{"code":"print('\u7acb\u65b9\u4f53')"}}"#);
-/// # Ok::<(), blender_session_mcp::blender::ProtocolError>(())
+/// # Ok::<(), blender_session_mcp::backend::classic::ProtocolError>(())
 /// ```
 pub fn encode_request(
     command: &str,

@@ -4,7 +4,7 @@
 //! `&mut self`, so two requests can never share the wire. It knows nothing of timeouts or
 //! cancellation: the caller wraps a round trip in both and **drops the connection** when
 //! either fires, because a late reply would otherwise be read as the answer to the next
-//! command (`PROTOCOL.md`, "Execution model"). Before reusing an idle connection the caller
+//! command (the classic addon cannot cancel a command). Before reusing an idle connection the caller
 //! asks [`Connection::probe_idle`] whether the peer closed it (Blender restarted) or sent
 //! bytes nobody asked for.
 
@@ -16,48 +16,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::protocol::{ProtocolError, Reply, ReplyDecoder};
+use crate::backend::{IdleState, Target};
 
 /// Most bytes read by one socket read. The addon itself reads 8 KiB at a time; reading more
 /// per call saves syscalls on large replies.
 const READ_CHUNK: usize = 64 * 1024;
-
-/// Where a Blender addon listens.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, schemars::JsonSchema)]
-pub struct Target {
-    /// Host name or IP address (IPv4 is preferred: the addon binds IPv4 only).
-    pub host: String,
-    /// TCP port (the addon's default is 9876).
-    pub port: u16,
-}
-
-impl Target {
-    /// A target from host and port.
-    pub fn new(host: impl Into<String>, port: u16) -> Self {
-        Target {
-            host: host.into(),
-            port,
-        }
-    }
-
-    /// Whether the target is this machine (files Blender writes can be read here).
-    pub fn is_local(&self) -> bool {
-        let h = self.host.trim_matches(['[', ']']);
-        h.eq_ignore_ascii_case("localhost")
-            || h.parse::<std::net::IpAddr>()
-                .map(|ip| ip.is_loopback())
-                .unwrap_or(false)
-    }
-}
-
-impl std::fmt::Display for Target {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.host.contains(':') && !self.host.starts_with('[') {
-            write!(f, "[{}]:{}", self.host, self.port)
-        } else {
-            write!(f, "{}:{}", self.host, self.port)
-        }
-    }
-}
 
 /// Why a connection could not be made or used.
 #[derive(Debug, thiserror::Error)]
@@ -71,7 +34,7 @@ pub enum ConnectionError {
         #[source]
         source: io::Error,
     },
-    /// The connection attempt did not finish within `--connect-timeout`.
+    /// The connection attempt did not finish within the connect timeout.
     #[error("Failed to connect to Blender at {target}: no answer within {after:?}")]
     ConnectTimeout {
         /// Where we tried.
@@ -91,19 +54,6 @@ pub enum ConnectionError {
     /// The reply could not be decoded; the stream is no longer trustworthy.
     #[error(transparent)]
     Protocol(#[from] ProtocolError),
-}
-
-/// What an idle connection looks like just before it is reused.
-#[derive(Debug)]
-pub enum IdleState {
-    /// Open, with nothing unread: safe to send on.
-    Healthy,
-    /// The peer closed it (for example Blender restarted).
-    Closed,
-    /// Bytes arrived that no request asked for: the stream is out of sync.
-    UnexpectedData,
-    /// The socket reports an error.
-    Broken(io::Error),
 }
 
 /// A keep-alive TCP connection to the addon.
@@ -172,7 +122,7 @@ impl Connection {
             Ok(0) => IdleState::Closed,
             Ok(_) => IdleState::UnexpectedData,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => IdleState::Healthy,
-            Err(e) => IdleState::Broken(e),
+            Err(e) => IdleState::Broken(e.to_string()),
         }
     }
 
@@ -214,29 +164,5 @@ impl Connection {
     /// Close the connection cleanly: send FIN so the addon's client thread ends.
     pub async fn close(mut self) {
         let _ = tokio::time::timeout(Duration::from_secs(1), self.stream.shutdown()).await;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn local_targets() {
-        for host in [
-            "127.0.0.1",
-            "127.0.0.2",
-            "localhost",
-            "LOCALHOST",
-            "::1",
-            "[::1]",
-        ] {
-            assert!(Target::new(host, 1).is_local(), "{host}");
-        }
-        for host in ["192.168.1.100", "blender-box", "10.0.0.5"] {
-            assert!(!Target::new(host, 1).is_local(), "{host}");
-        }
-        assert_eq!(Target::new("::1", 9876).to_string(), "[::1]:9876");
-        assert_eq!(Target::new("127.0.0.1", 9876).to_string(), "127.0.0.1:9876");
     }
 }

@@ -1,0 +1,351 @@
+//! One session's link to a classic addon: each typed operation turned into the addon's
+//! commands on one keep-alive [`Connection`], and the addon's answers into typed results.
+//!
+//! An operation may take more than one round trip (a screenshot first asks the addon's
+//! protocol level once per connection; a raw command that may change the scene is followed by
+//! a state read), always one after the other on the same connection, inside the one call the
+//! command path times and cancels.
+
+use base64::Engine;
+use serde_json::{Value, json};
+
+use super::connection::{Connection, ConnectionError};
+use super::protocol::{ProtocolError, Reply, encode_request, in_band_error};
+use super::{ClassicConfig, is_read_only, script};
+use crate::backend::{
+    AddonInfo, Answer, BackendError, BoxFuture, CodeOutput, IdleState, Link, Operation, Output,
+    Screenshot, Snapshot, Target,
+};
+use crate::preview::{recordable, recordable_str};
+
+/// A link to a classic addon.
+#[derive(Debug)]
+pub(super) struct ClassicLink {
+    conn: Connection,
+    target: Target,
+    config: ClassicConfig,
+    /// What the addon said about itself, asked at most once per connection.
+    addon: Option<AddonInfo>,
+    /// Why the connection can no longer be used, once a round trip failed.
+    broken: Option<String>,
+}
+
+/// What one exchange produced: `Err` = the link broke; `Ok(Err)` = Blender reported an error
+/// (or nothing was sent), the link is fine.
+type Exchanged = Result<Result<Value, BackendError>, BackendError>;
+
+impl ClassicLink {
+    pub(super) fn new(conn: Connection, target: Target, config: ClassicConfig) -> Self {
+        ClassicLink {
+            conn,
+            target,
+            config,
+            addon: None,
+            broken: None,
+        }
+    }
+
+    /// One request and its reply. The status error layer becomes `Ok(Err(Blender))`.
+    async fn exchange(&mut self, command: &str, params: Option<&Value>) -> Exchanged {
+        let request = match encode_request(command, params, self.config.max_request_bytes) {
+            Ok(request) => request,
+            Err(ProtocolError::RequestTooLarge { size, limit }) => {
+                return Ok(Err(BackendError::RequestTooLarge { size, limit }));
+            }
+            Err(e) => return Ok(Err(BackendError::Unexpected(e.to_string()))),
+        };
+        match self.conn.round_trip(&request).await {
+            Ok(Reply::Success(result)) => Ok(Ok(result)),
+            Ok(Reply::Error(message)) => Ok(Err(BackendError::Blender { message })),
+            Err(e) => {
+                self.broken = Some(e.to_string());
+                Err(link_error(command, e))
+            }
+        }
+    }
+
+    async fn execute_code(&mut self, code: &str) -> Result<Answer, BackendError> {
+        let (program, markers) = script::wrap_user_code(code, self.config.track_state);
+        let result = match self
+            .exchange("execute_code", Some(&json!({ "code": program })))
+            .await?
+        {
+            Ok(result) => result,
+            Err(e) => return Ok(Answer::failed(e)),
+        };
+        if let Some(answer) = in_band(&result) {
+            return Ok(answer);
+        }
+        let out = match script::parse_wrapped(result, &markers) {
+            Ok(out) => out,
+            Err(problem) => return Ok(Answer::failed(BackendError::Unexpected(problem))),
+        };
+        if let Some(e) = &out.report.state_error {
+            tracing::warn!("state snapshot failed: {e}");
+        }
+        let snapshot = out.report.state;
+        Ok(match out.report.error {
+            Some(traceback) => Answer {
+                recorded: json!({"stdout": recordable_str(&out.stdout), "traceback": traceback}),
+                output: Err(BackendError::CodeFailed {
+                    traceback,
+                    stdout: out.stdout,
+                }),
+                snapshot,
+            },
+            None => Answer {
+                recorded: json!({ "stdout": recordable_str(&out.stdout) }),
+                output: Ok(Output::Code(CodeOutput { stdout: out.stdout })),
+                snapshot,
+            },
+        })
+    }
+
+    async fn scene_info(&mut self) -> Result<Answer, BackendError> {
+        let (program, markers) = script::scene_info_program();
+        let result = match self
+            .exchange("execute_code", Some(&json!({ "code": program })))
+            .await?
+        {
+            Ok(result) => result,
+            Err(e) => return Ok(Answer::failed(e)),
+        };
+        if let Some(answer) = in_band(&result) {
+            return Ok(answer);
+        }
+        Ok(match script::parse_scene_info(&result, &markers) {
+            Ok((_stray, info)) => Answer {
+                recorded: serde_json::to_value(&info)
+                    .map(|v| recordable(&v))
+                    .unwrap_or(Value::Null),
+                snapshot: Some(info.snapshot()),
+                output: Ok(Output::Scene(info)),
+            },
+            Err(problem) => Answer::failed(BackendError::Unexpected(problem)),
+        })
+    }
+
+    /// Any addon command; one that may change the scene is followed by a state read when
+    /// state tracking is on (a failure of that read does not change the command's result).
+    async fn raw(
+        &mut self,
+        command: &str,
+        params: Option<Value>,
+        wrap: fn(Value) -> Output,
+    ) -> Result<Answer, BackendError> {
+        let result = match self.exchange(command, params.as_ref()).await? {
+            Ok(result) => result,
+            Err(e) => return Ok(Answer::failed(e)),
+        };
+        if let Some(answer) = in_band(&result) {
+            return Ok(answer);
+        }
+        let snapshot = if self.config.track_state && !is_read_only(command) {
+            self.read_state().await
+        } else {
+            None
+        };
+        Ok(Answer {
+            recorded: recordable(&result),
+            output: Ok(wrap(result)),
+            snapshot,
+        })
+    }
+
+    /// The scene state through the wrapper with no user code.
+    async fn read_state(&mut self) -> Option<Snapshot> {
+        let (program, markers) = script::wrap_user_code("", true);
+        match self
+            .exchange("execute_code", Some(&json!({ "code": program })))
+            .await
+        {
+            Ok(Ok(result)) => script::parse_wrapped(result, &markers)
+                .ok()
+                .and_then(|out| out.report.state),
+            _ => None,
+        }
+    }
+
+    /// The addon's protocol level, asked once per connection. The classic addon does not know
+    /// `get_addon_info` (an error reply): protocol 0.
+    async fn addon_info(&mut self) -> Result<AddonInfo, BackendError> {
+        if let Some(info) = &self.addon {
+            return Ok(info.clone());
+        }
+        let info = match self.exchange("get_addon_info", None).await? {
+            Ok(result) => AddonInfo {
+                protocol_version: result
+                    .get("protocol_version")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0),
+                info: Some(result),
+            },
+            Err(_) => AddonInfo {
+                protocol_version: 0,
+                info: None,
+            },
+        };
+        self.addon = Some(info.clone());
+        Ok(info)
+    }
+
+    /// A PNG of the viewport. Protocol 14+ returns the image in the reply; older addons can
+    /// only write a file on Blender's disk, which this server can read only when Blender runs
+    /// on this machine.
+    async fn screenshot(&mut self, max_size: u32) -> Result<Answer, BackendError> {
+        let protocol = self.addon_info().await?.protocol_version;
+        let file = if protocol >= 14 {
+            None
+        } else if self.target.is_local() {
+            Some(std::env::temp_dir().join(format!(
+                "blender-session-mcp-{}.png",
+                uuid::Uuid::new_v4().simple()
+            )))
+        } else {
+            return Ok(Answer::failed(BackendError::ScreenshotNeedsLocalBlender {
+                target: self.target.clone(),
+                protocol,
+            }));
+        };
+        let params = match &file {
+            None => json!({"max_size": max_size, "format": "png", "return_data": true}),
+            Some(path) => {
+                json!({"max_size": max_size, "format": "png", "filepath": path.to_string_lossy()})
+            }
+        };
+        let exchanged = self
+            .exchange("get_viewport_screenshot", Some(&params))
+            .await;
+        let answer = match exchanged {
+            Err(e) => Err(e),
+            Ok(Err(e)) => Ok(Answer::failed(e)),
+            Ok(Ok(result)) => Ok(match in_band(&result) {
+                Some(answer) => answer,
+                None => {
+                    let shot = match &file {
+                        None => decode_image_data(&result),
+                        Some(path) => read_image_file(&result, path).await,
+                    };
+                    Answer {
+                        recorded: json!({"width": result.get("width"), "height": result.get("height")}),
+                        output: shot.map(Output::Screenshot),
+                        snapshot: None,
+                    }
+                }
+            }),
+        };
+        if let Some(path) = &file {
+            let _ = tokio::fs::remove_file(path).await;
+        }
+        answer
+    }
+
+    async fn operate(&mut self, op: &Operation) -> Result<Answer, BackendError> {
+        match op {
+            Operation::ExecuteCode { code } => self.execute_code(code).await,
+            Operation::SceneInfo => self.scene_info().await,
+            Operation::ObjectInfo { name } => {
+                self.raw(
+                    "get_object_info",
+                    Some(json!({ "name": name })),
+                    Output::Object,
+                )
+                .await
+            }
+            Operation::Screenshot { max_size } => self.screenshot(*max_size).await,
+            Operation::AddonInfo => {
+                let info = self.addon_info().await?;
+                Ok(Answer {
+                    recorded: serde_json::to_value(&info).unwrap_or(Value::Null),
+                    output: Ok(Output::Addon(info)),
+                    snapshot: None,
+                })
+            }
+            Operation::Raw { command, params } => {
+                self.raw(command, params.clone(), Output::Raw).await
+            }
+        }
+    }
+}
+
+impl Link for ClassicLink {
+    fn probe_idle(&mut self) -> IdleState {
+        match &self.broken {
+            Some(why) => IdleState::Broken(why.clone()),
+            None => self.conn.probe_idle(),
+        }
+    }
+
+    fn call<'a>(&'a mut self, op: &'a Operation) -> BoxFuture<'a, Result<Answer, BackendError>> {
+        Box::pin(self.operate(op))
+    }
+
+    fn usable(&self) -> bool {
+        self.broken.is_none()
+    }
+
+    fn close(self: Box<Self>) -> BoxFuture<'static, ()> {
+        Box::pin(self.conn.close())
+    }
+}
+
+/// The in-band error layer of a success reply, as an answer.
+fn in_band(result: &Value) -> Option<Answer> {
+    in_band_error(result).map(|message| Answer {
+        output: Err(BackendError::Blender { message }),
+        recorded: recordable(result),
+        snapshot: None,
+    })
+}
+
+/// A failed round trip as the session layer sees it.
+fn link_error(command: &str, e: ConnectionError) -> BackendError {
+    let command = command.to_owned();
+    match e {
+        ConnectionError::Protocol(ProtocolError::ReplyTooLarge { limit }) => {
+            BackendError::ReplyTooLarge { command, limit }
+        }
+        ConnectionError::Protocol(source) => BackendError::Protocol {
+            command,
+            source: Box::new(source),
+        },
+        source => BackendError::ConnectionLost {
+            command,
+            source: Box::new(source),
+        },
+    }
+}
+
+fn decode_image_data(result: &Value) -> Result<Screenshot, BackendError> {
+    let data = result
+        .get("image_data")
+        .and_then(Value::as_str)
+        .ok_or_else(|| BackendError::Unexpected("the screenshot reply has no image_data".into()))?;
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(data.trim())
+        .map_err(|e| {
+            BackendError::Unexpected(format!("the screenshot is not valid base64: {e}"))
+        })?;
+    Ok(Screenshot {
+        png,
+        width: result.get("width").and_then(Value::as_u64),
+        height: result.get("height").and_then(Value::as_u64),
+    })
+}
+
+async fn read_image_file(
+    result: &Value,
+    path: &std::path::Path,
+) -> Result<Screenshot, BackendError> {
+    match tokio::fs::read(path).await {
+        Ok(png) => Ok(Screenshot {
+            png,
+            width: result.get("width").and_then(Value::as_u64),
+            height: result.get("height").and_then(Value::as_u64),
+        }),
+        Err(e) => Err(BackendError::Unexpected(format!(
+            "Blender reported a screenshot at {} but it cannot be read here: {e}",
+            path.display()
+        ))),
+    }
+}

@@ -1,0 +1,227 @@
+//! The one path every command takes, generic over the backend: mark the session busy, take
+//! the session's link (so commands within a session run one at a time while sessions run in
+//! parallel), make sure the keep-alive link is healthy (replacing one the peer closed while
+//! idle, silently), carry out the operation once under the command timeout and the caller's
+//! cancellation, and record the outcome. A link whose reply is unaccounted for (timeout,
+//! cancellation, broken stream) is dropped, never reused, and the command is never re-sent.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use crate::backend::{Answer, IdleState, Link, Operation, Output};
+
+use super::error::SessionError;
+use super::history::{HistoryEntry, Outcome};
+use super::live::Live;
+use super::registry::Registry;
+
+/// A session's locked link slot.
+type LinkSlot<'a> = tokio::sync::MutexGuard<'a, Option<Box<dyn Link>>>;
+
+/// Who is asking, for history and cancellation.
+#[derive(Debug, Clone)]
+pub struct Call {
+    /// The MCP tool (or API) that caused the command; recorded in history.
+    pub tool: String,
+    /// Fires when the caller gives up (MCP `notifications/cancelled`).
+    pub cancel: CancellationToken,
+}
+
+impl Call {
+    /// A call from `tool` that is never cancelled.
+    pub fn new(tool: impl Into<String>) -> Self {
+        Call {
+            tool: tool.into(),
+            cancel: CancellationToken::new(),
+        }
+    }
+
+    /// The same call, cancelled when `cancel` fires.
+    pub fn with_cancel(mut self, cancel: CancellationToken) -> Self {
+        self.cancel = cancel;
+        self
+    }
+}
+
+impl Registry {
+    /// Carry out `op` on session `id` and record it in the session's history.
+    pub async fn run(&self, id: &str, call: &Call, op: Operation) -> Result<Output, SessionError> {
+        let busy = self.begin(id)?;
+        let live = busy.live();
+        let records = self.records();
+        let command = self.backend().command_name(&op);
+        records.command_started(&live.record, &command, &call.tool);
+        let timestamp = records.clock().now();
+        let started = Instant::now();
+
+        // The link stays locked until the entry is recorded, so history order is the order
+        // the commands went over the wire.
+        let (answer, _link) = match self.backend().admit(&op) {
+            Err(e) => (Ok(Answer::failed(e)), None),
+            Ok(()) => {
+                tracing::info!("→ Command sent: {command} (session: {id})");
+                self.exchange(live, &op, &command, call).await
+            }
+        };
+        let (output, recorded, snapshot) = match answer {
+            Ok(a) => (
+                a.output.map_err(SessionError::Backend),
+                a.recorded,
+                a.snapshot,
+            ),
+            Err(e) => (Err(e), Value::Null, None),
+        };
+        let duration = started.elapsed().as_secs_f64();
+        let (outcome, message) = match &output {
+            Ok(_) => (Outcome::Success, None),
+            Err(e) => (e.outcome(), Some(e.to_string())),
+        };
+        tracing::info!(
+            "← Response: {} ({duration:.2}s) [session: {id}]",
+            outcome.as_str()
+        );
+        let last_result = match &message {
+            None => json!({"status": "success", "result": recorded}),
+            Some(m) => json!({"status": outcome.as_str(), "message": m}),
+        };
+        let entry = HistoryEntry {
+            seq: 0,
+            timestamp,
+            command,
+            tool: call.tool.clone(),
+            arguments: crate::preview::recordable(&op.arguments()),
+            outcome,
+            result: message.is_none().then_some(recorded),
+            message,
+            duration,
+        };
+        records.command_finished(&live.record, entry, last_result, snapshot.as_ref());
+        output
+    }
+
+    /// Open the session's link now, if it has none, without recording a command. Never waits
+    /// for anything but the session's own link; gives up when the session closes.
+    pub async fn connect_session(&self, id: &str) {
+        let Ok(busy) = self.begin(id) else { return };
+        let live = busy.live();
+        let mut slot = tokio::select! {
+            _ = live.closed.cancelled() => return,
+            slot = live.link.lock() => slot,
+        };
+        if slot.is_some() {
+            return;
+        }
+        tokio::select! {
+            _ = live.closed.cancelled() => {}
+            link = self.ready_link(live, &mut slot) => match link {
+                Ok(link) => *slot = Some(link),
+                Err(e) => tracing::warn!("✗ Blender not reachable for session {id}: {e}"),
+            },
+        }
+    }
+
+    /// Carry out one operation on the session's link, owning the link for the whole
+    /// operation. Returns the session's link slot still locked, when it was taken.
+    async fn exchange<'a>(
+        &self,
+        live: &'a Arc<Live>,
+        op: &Operation,
+        command: &str,
+        call: &Call,
+    ) -> (Result<Answer, SessionError>, Option<LinkSlot<'a>>) {
+        let closed = || SessionError::SessionClosed {
+            id: live.id.clone(),
+            sent: false,
+        };
+        let mut slot = tokio::select! {
+            biased;
+            _ = live.closed.cancelled() => return (Err(closed()), None),
+            _ = call.cancel.cancelled() => return (Err(SessionError::Cancelled { sent: false }), None),
+            slot = live.link.lock() => slot,
+        };
+        // The link is owned by this operation until it succeeds; if the future is dropped or
+        // the operation fails, the link goes with it.
+        let ready = tokio::select! {
+            biased;
+            _ = live.closed.cancelled() => Err(closed()),
+            _ = call.cancel.cancelled() => Err(SessionError::Cancelled { sent: false }),
+            link = self.ready_link(live, &mut slot) => link,
+        };
+        let mut link = match ready {
+            Ok(link) => link,
+            Err(e) => return (Err(e), Some(slot)),
+        };
+        let timeout = self.config().command_timeout;
+        let result = tokio::select! {
+            biased;
+            _ = live.closed.cancelled() => Err(SessionError::SessionClosed { id: live.id.clone(), sent: true }),
+            _ = call.cancel.cancelled() => Err(SessionError::Cancelled { sent: true }),
+            r = tokio::time::timeout(timeout, link.call(op)) => match r {
+                Err(_) => Err(SessionError::Timeout { command: command.to_owned(), after: timeout }),
+                Ok(Err(e)) => Err(SessionError::Backend(e)),
+                Ok(Ok(answer)) => Ok(answer),
+            },
+        };
+        match &result {
+            Ok(_) if link.usable() => {
+                if live.closed.is_cancelled() {
+                    // Closed while we finished: nobody else will close this link.
+                    link.close().await;
+                } else {
+                    *slot = Some(link);
+                }
+            }
+            Ok(_) => {
+                drop(link);
+                self.records().connection_down(
+                    &live.record,
+                    "the connection broke after the command answered".into(),
+                );
+            }
+            Err(e) => {
+                // Never reuse a link whose reply is unaccounted for.
+                drop(link);
+                self.records().connection_down(&live.record, e.to_string());
+                tracing::warn!("connection of session {} dropped: {e}", live.id);
+            }
+        }
+        (result, Some(slot))
+    }
+
+    /// Take a healthy link out of `slot`, or open a new one if there is none or the idle one
+    /// was closed by the peer. The caller puts it back after a successful use.
+    async fn ready_link(
+        &self,
+        live: &Live,
+        slot: &mut Option<Box<dyn Link>>,
+    ) -> Result<Box<dyn Link>, SessionError> {
+        if let Some(mut link) = slot.take() {
+            match link.probe_idle() {
+                IdleState::Healthy => return Ok(link),
+                other => {
+                    tracing::info!(
+                        "stale connection of session {} replaced ({other:?})",
+                        live.id
+                    )
+                }
+            }
+        }
+        let connect = self
+            .backend()
+            .connect(&live.target, self.config().connect_timeout);
+        match connect.await {
+            Ok(link) => {
+                self.records().connection_opened(&live.record);
+                tracing::info!("✓ Blender connected for session {}", live.id);
+                Ok(link)
+            }
+            Err(e) => {
+                self.records().connection_down(&live.record, e.to_string());
+                Err(SessionError::Backend(e))
+            }
+        }
+    }
+}

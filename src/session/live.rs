@@ -1,0 +1,68 @@
+//! What only this process holds for a session: its open link to Blender (behind an async
+//! mutex that is the link's one owner for each whole operation), the count of commands
+//! queued or running, and the token that fires when the session closes.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::backend::{Link, Target};
+
+use super::store::RecordRef;
+
+/// The live part of one open session.
+#[derive(Debug)]
+pub(crate) struct Live {
+    pub(crate) id: String,
+    pub(crate) target: Target,
+    /// The session's record in the store.
+    pub(crate) record: RecordRef,
+    /// The keep-alive link, when one is open and idle.
+    pub(crate) link: tokio::sync::Mutex<Option<Box<dyn Link>>>,
+    in_flight: AtomicUsize,
+    /// Fires when the session is closed (close_session, idle cleanup, shutdown).
+    pub(crate) closed: CancellationToken,
+}
+
+impl Live {
+    pub(crate) fn new(id: String, target: Target, record: RecordRef) -> Self {
+        Live {
+            id,
+            target,
+            record,
+            link: tokio::sync::Mutex::new(None),
+            in_flight: AtomicUsize::new(0),
+            closed: CancellationToken::new(),
+        }
+    }
+
+    /// Commands queued or running on this session.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::SeqCst)
+    }
+
+    /// Mark one more command queued or running; the returned guard unmarks it however the
+    /// command ends. Call it under the registry's session-map lock, so that idle cleanup
+    /// (which checks the count under the same lock) never reaps a session being used.
+    pub(crate) fn mark_busy(self: &Arc<Self>) -> Busy {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        Busy(self.clone())
+    }
+}
+
+/// A command queued or running on a session.
+#[derive(Debug)]
+pub(crate) struct Busy(Arc<Live>);
+
+impl Busy {
+    pub(crate) fn live(&self) -> &Arc<Live> {
+        &self.0
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}

@@ -1,0 +1,267 @@
+//! Session records in this process's memory, and the one place every record change goes
+//! through. Each change method updates one record and publishes the matching [`Event`]; a
+//! persistent or shared store plugs in here, behind the same methods.
+//!
+//! Records sit behind short-lived sync mutexes, one per session, never held across I/O.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::broadcast;
+
+use crate::backend::{Selection, Snapshot, Target};
+
+use super::clock::Clock;
+use super::events::{CloseReason, Event, EventKind};
+use super::history::HistoryEntry;
+use super::record::SessionRecord;
+
+/// How many events a slow subscriber may fall behind before it misses some.
+const EVENT_BUFFER: usize = 1024;
+
+/// A handle to one record.
+pub type RecordRef = Arc<Mutex<SessionRecord>>;
+
+/// Lock a record. A poisoned lock (a panic elsewhere) still yields the data: a record holds
+/// no invariant a panic could break half-way.
+pub fn lock(record: &RecordRef) -> MutexGuard<'_, SessionRecord> {
+    record.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The records of every open session.
+#[derive(Debug)]
+pub struct Records {
+    map: Mutex<HashMap<String, RecordRef>>,
+    events: broadcast::Sender<Event>,
+    next_event: AtomicU64,
+    clock: Clock,
+}
+
+impl Records {
+    /// An empty store on `clock`.
+    pub fn new(clock: Clock) -> Self {
+        Records {
+            map: Mutex::new(HashMap::new()),
+            events: broadcast::channel(EVENT_BUFFER).0,
+            next_event: AtomicU64::new(1),
+            clock,
+        }
+    }
+
+    fn map(&self) -> MutexGuard<'_, HashMap<String, RecordRef>> {
+        self.map.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The clock records are stamped with.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// Subscribe to every change from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    /// Publish an event, built only when someone listens.
+    fn publish(&self, session_id: &str, kind: impl FnOnce() -> EventKind) {
+        if self.events.receiver_count() == 0 {
+            return;
+        }
+        let event = Event {
+            id: self.next_event.fetch_add(1, Ordering::Relaxed),
+            at: self.clock.now(),
+            session_id: session_id.to_owned(),
+            kind: kind(),
+        };
+        let _ = self.events.send(event);
+    }
+
+    /// Store a new record under a fresh id made by `new_id` (tried again while the id is
+    /// taken). Returns its handle.
+    pub fn create(
+        &self,
+        mut new_id: impl FnMut() -> String,
+        target: Target,
+        history_limit: usize,
+    ) -> (String, RecordRef) {
+        let mut map = self.map();
+        let mut id = new_id();
+        while map.contains_key(&id) {
+            id = new_id();
+        }
+        let record =
+            SessionRecord::new(id.clone(), target.clone(), self.clock.now(), history_limit);
+        let handle = Arc::new(Mutex::new(record));
+        map.insert(id.clone(), handle.clone());
+        drop(map);
+        self.publish(&id, || EventKind::SessionCreated { target });
+        (id, handle)
+    }
+
+    /// Remove a record; it is returned with the connection marked down.
+    pub fn close(&self, id: &str, reason: CloseReason) -> Option<SessionRecord> {
+        let handle = self.map().remove(id)?;
+        let record = {
+            let mut r = lock(&handle);
+            r.connection.connected = false;
+            r.clone()
+        };
+        self.publish(id, || EventKind::SessionClosed { reason });
+        Some(record)
+    }
+
+    /// Note activity (a command queued or ended) without any other change.
+    pub fn touch(&self, record: &RecordRef) {
+        lock(record).last_activity = self.clock.now();
+    }
+
+    /// A command was accepted.
+    pub fn command_started(&self, record: &RecordRef, command: &str, tool: &str) {
+        let id = {
+            let mut r = lock(record);
+            r.last_activity = self.clock.now();
+            r.id.clone()
+        };
+        self.publish(&id, || EventKind::CommandStarted {
+            command: command.to_owned(),
+            tool: tool.to_owned(),
+        });
+    }
+
+    /// A command ended: its history entry (the sequence number is assigned here), the last
+    /// command and result, and the state it reported. Returns the sequence number.
+    pub fn command_finished(
+        &self,
+        record: &RecordRef,
+        entry: HistoryEntry,
+        last_result: serde_json::Value,
+        snapshot: Option<&Snapshot>,
+    ) -> u64 {
+        let listening = self.events.receiver_count() > 0;
+        let now = self.clock.now();
+        let (id, seq, recorded, change) = {
+            let mut r = lock(record);
+            r.last_activity = now;
+            if entry.outcome == super::history::Outcome::Success {
+                r.connection.last_heartbeat = Some(now);
+            }
+            r.state.last_command = Some(entry.command.clone());
+            r.state.last_result = Some(last_result);
+            let change = match snapshot {
+                Some(s) => {
+                    let change =
+                        listening.then(|| state_change(&r.state.objects, &r.state.selection, s));
+                    r.state.apply(s, now);
+                    change
+                }
+                None => None,
+            };
+            let recorded = listening.then(|| entry.clone());
+            let seq = r.history.push(entry);
+            (r.id.clone(), seq, recorded, change)
+        };
+        if let Some(mut entry) = recorded {
+            entry.seq = seq;
+            self.publish(&id, || EventKind::CommandFinished { entry });
+        }
+        if let Some(Some(kind)) = change {
+            self.publish(&id, || kind);
+        }
+        seq
+    }
+
+    /// A connection was opened.
+    pub fn connection_opened(&self, record: &RecordRef) {
+        let id = {
+            let mut r = lock(record);
+            r.connection.connected = true;
+            r.connection.last_error = None;
+            r.connection.connections_opened += 1;
+            r.id.clone()
+        };
+        self.publish(&id, || EventKind::Connection {
+            connected: true,
+            error: None,
+        });
+    }
+
+    /// A connection attempt failed, or an open connection was dropped.
+    pub fn connection_down(&self, record: &RecordRef, error: String) {
+        let (id, was_up) = {
+            let mut r = lock(record);
+            let was_up = r.connection.connected;
+            r.connection.connected = false;
+            r.connection.last_error = Some(error.clone());
+            (r.id.clone(), was_up)
+        };
+        if was_up {
+            self.publish(&id, || EventKind::Connection {
+                connected: false,
+                error: Some(error),
+            });
+        }
+    }
+
+    /// Overwrite parts of the tracked state (the design's `update_state`).
+    pub fn set_state(
+        &self,
+        record: &RecordRef,
+        objects: Option<Vec<String>>,
+        selection: Option<Selection>,
+    ) {
+        let now = self.clock.now();
+        let (id, kind) = {
+            let mut r = lock(record);
+            let before = (r.state.objects.clone(), r.state.selection.clone());
+            if let Some(objects) = objects {
+                r.state.objects = objects;
+            }
+            if let Some(selection) = selection {
+                r.state.selection = selection;
+            }
+            r.state.refreshed_at = Some(now);
+            let snapshot = Snapshot {
+                scene: None,
+                objects: r.state.objects.clone(),
+                active: r.state.selection.active.clone(),
+                selected: r.state.selection.selected.clone(),
+            };
+            (r.id.clone(), state_change(&before.0, &before.1, &snapshot))
+        };
+        if let Some(kind) = kind {
+            self.publish(&id, || kind);
+        }
+    }
+}
+
+/// The change from `before` to `after`, or `None` when nothing changed.
+fn state_change(before: &[String], selection: &Selection, after: &Snapshot) -> Option<EventKind> {
+    use std::collections::HashSet;
+    let old: HashSet<&str> = before.iter().map(String::as_str).collect();
+    let new: HashSet<&str> = after.objects.iter().map(String::as_str).collect();
+    let added: Vec<String> = after
+        .objects
+        .iter()
+        .filter(|o| !old.contains(o.as_str()))
+        .cloned()
+        .collect();
+    let removed: Vec<String> = before
+        .iter()
+        .filter(|o| !new.contains(o.as_str()))
+        .cloned()
+        .collect();
+    let now_selected = Selection {
+        active: after.active.clone(),
+        selected: after.selected.clone(),
+    };
+    if added.is_empty() && removed.is_empty() && &now_selected == selection {
+        return None;
+    }
+    Some(EventKind::StateChanged {
+        object_count: after.objects.len(),
+        added,
+        removed,
+        selection: now_selected,
+    })
+}
