@@ -6,6 +6,7 @@
 //! that never fire there; our script runs its own main-thread loop instead and speaks the
 //! same protocol, so the rest of this crate talks to it exactly as to the GUI addon.
 
+use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
@@ -107,28 +108,27 @@ impl SpawnConfig {
     }
 }
 
-/// Find the Blender executable: `explicit`, else `BLENDER_PATH`, else `blender` on `PATH`.
+/// Find the Blender executable: `explicit`, else `BLENDER_PATH`, else an executable `blender`
+/// on `PATH` (`blender.exe` and the other `PATHEXT` forms on Windows).
 pub fn find_blender(explicit: Option<&Path>) -> Result<PathBuf, HeadlessError> {
+    choose_blender(explicit, std::env::var_os("BLENDER_PATH"), || {
+        which::which("blender")
+    })
+}
+
+/// [`find_blender`]'s order, with `BLENDER_PATH`'s value and the `PATH` search given.
+fn choose_blender(
+    explicit: Option<&Path>,
+    blender_path: Option<OsString>,
+    on_path: impl FnOnce() -> which::Result<PathBuf>,
+) -> Result<PathBuf, HeadlessError> {
     if let Some(path) = explicit {
         return Ok(path.to_path_buf());
     }
-    if let Some(path) = std::env::var_os("BLENDER_PATH").filter(|p| !p.is_empty()) {
+    if let Some(path) = blender_path.filter(|p| !p.is_empty()) {
         return Ok(PathBuf::from(path));
     }
-    let exe = if cfg!(windows) {
-        "blender.exe"
-    } else {
-        "blender"
-    };
-    if let Some(paths) = std::env::var_os("PATH") {
-        for dir in std::env::split_paths(&paths) {
-            let candidate = dir.join(exe);
-            if candidate.is_file() {
-                return Ok(candidate);
-            }
-        }
-    }
-    Err(HeadlessError::NotFound {
+    on_path().map_err(|_| HeadlessError::NotFound {
         looked: "no --blender, no BLENDER_PATH, no blender on PATH".into(),
     })
 }
@@ -293,4 +293,56 @@ pub async fn ensure_running(
         blender.pid().unwrap_or(0)
     );
     Ok(Some(blender))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A directory holding a `blender` file, executable or not.
+    fn dir_with_blender(executable: bool) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let name = if cfg!(windows) {
+            "blender.exe"
+        } else {
+            "blender"
+        };
+        let file = dir.path().join(name);
+        std::fs::write(&file, "#!/bin/sh\n").expect("write");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = if executable { 0o755 } else { 0o644 };
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        }
+        let _ = executable;
+        dir
+    }
+
+    fn search(dir: &Path) -> impl FnOnce() -> which::Result<PathBuf> + '_ {
+        move || which::which_in("blender", Some(dir), dir)
+    }
+
+    #[test]
+    fn explicit_then_blender_path_then_path() {
+        let dir = dir_with_blender(true);
+        let explicit = Path::new("/opt/blender-4.2/blender");
+        let env = Some(OsString::from("/opt/blender-env/blender"));
+        let found = choose_blender(Some(explicit), env.clone(), search(dir.path()));
+        assert_eq!(found.unwrap(), explicit);
+        let found = choose_blender(None, env, search(dir.path()));
+        assert_eq!(found.unwrap(), Path::new("/opt/blender-env/blender"));
+        // An empty BLENDER_PATH counts as unset.
+        let found = choose_blender(None, Some(OsString::new()), search(dir.path()));
+        assert!(found.unwrap().starts_with(dir.path()));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_blender_on_path_that_cannot_run_is_not_found() {
+        let dir = dir_with_blender(false);
+        let e = choose_blender(None, None, search(dir.path())).unwrap_err();
+        assert!(matches!(e, HeadlessError::NotFound { .. }), "{e}");
+        assert!(e.to_string().contains("no blender on PATH"), "{e}");
+    }
 }

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use serde::Deserialize;
 use serde_json::Value;
 
 use super::tools::ToolSpec;
@@ -18,6 +19,37 @@ pub struct ToolCall {
     pub name: String,
     /// The arguments as the model sent them (an object, or a string holding one).
     pub arguments: Value,
+}
+
+/// A tool call as both dialects send it: `{"id"?, "function": {"name", "arguments"}}` (Ollama
+/// adds `function.index`, OpenAI `type`; neither is read).
+#[derive(Debug, Deserialize)]
+pub(super) struct WireCall {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    function: Option<WireFunction>,
+}
+
+#[derive(Debug, Deserialize)]
+struct WireFunction {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    arguments: Option<Value>,
+}
+
+impl WireCall {
+    /// The call, or `None` when it names no function; `no_arguments` stands in for arguments
+    /// that are missing or `null`.
+    pub(super) fn into_tool_call(self, no_arguments: impl FnOnce() -> Value) -> Option<ToolCall> {
+        let function = self.function?;
+        Some(ToolCall {
+            id: self.id,
+            name: function.name?,
+            arguments: function.arguments.unwrap_or_else(no_arguments),
+        })
+    }
 }
 
 /// Who said a message.

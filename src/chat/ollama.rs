@@ -2,55 +2,78 @@
 //! models, and `POST /api/chat` streamed as NDJSON (content chunks, `tool_calls` in a
 //! `done: false` chunk, a final `done: true` chunk with metrics, or an `{"error": …}` line).
 
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
+use url::{Host, ParseError, Position, Url};
 
 use super::llm::{
-    LlmError, Message, ModelInfo, Reply, Role, Settings, ToolCall, error_message, transport_error,
+    LlmError, Message, ModelInfo, Reply, Role, Settings, error_message, transport_error,
 };
 use super::tools::{ToolSpec, as_object};
+
+mod stream;
+pub use stream::StreamFolder;
 
 /// Tool-capable models suggested when none is installed.
 const SUGGESTED: &str = "qwen3:8b, qwen2.5:7b, llama3.1:8b, llama3.2:3b, mistral-nemo";
 
+/// Ollama's port when `OLLAMA_HOST` names no scheme.
+const OLLAMA_PORT: u16 = 11434;
+
 /// Read an address the way Ollama reads `OLLAMA_HOST`: without a scheme it is `http` on port
-/// 11434 (`0.0.0.0`, `host`, `host:port`, `:port`, `[::1]:port`); with `http://` or
+/// 11434 (`0.0.0.0`, `host`, `host:port`, `:port`, `::1`, `[::1]:port`); with `http://` or
 /// `https://` the default port is 80 or 443. A listen-anywhere host (`0.0.0.0`, `[::]`) or
 /// an empty one means this machine.
+///
+/// A port that is not one (`host:abc`, `host:99999`) is ignored, as Ollama ignores it.
 pub fn normalize_url(raw: &str) -> String {
-    let t = raw.trim().trim_end_matches('/');
+    let t = raw.trim();
     let (scheme, rest, default_port) = match t.split_once("://") {
-        None => ("http", t, "11434"),
-        Some(("https", rest)) => ("https", rest, "443"),
-        Some((scheme, rest)) => (scheme, rest, "80"),
-    };
-    let (hostport, path) = match rest.find('/') {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    let (host, port) = if let Some(inner) = hostport.strip_prefix('[') {
-        // [v6]:port or [v6]
-        match inner.split_once(']') {
-            Some((h, tail)) => (format!("[{h}]"), tail.strip_prefix(':')),
-            None => (hostport.to_owned(), None),
+        None => ("http".to_owned(), t, OLLAMA_PORT),
+        Some((scheme, rest)) => {
+            let scheme = scheme.to_ascii_lowercase();
+            let port = if scheme == "https" { 443 } else { 80 };
+            (scheme, rest, port)
         }
-    } else if hostport.matches(':').count() > 1 {
-        // A bare IPv6 address.
-        (format!("[{hostport}]"), None)
+    };
+    match read_address(rest) {
+        Some((host, port, path)) => {
+            format!("{scheme}://{host}:{}{path}", port.unwrap_or(default_port))
+        }
+        // Not an address: passed on as written, so the first request says what is wrong.
+        None => format!("{scheme}://{rest}"),
+    }
+}
+
+/// `host[:port][/path]` read by [`Url`]: the host (listen-anywhere made loopback), the port
+/// if one was written, and the path without its trailing `/`.
+fn read_address(rest: &str) -> Option<(Host, Option<u16>, String)> {
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    // Two forms Ollama takes that a URL cannot hold: a bare IPv6 address, and no host.
+    let authority = if authority.parse::<Ipv6Addr>().is_ok() {
+        format!("[{authority}]")
+    } else if authority.is_empty() || authority.starts_with(':') {
+        format!("{}{authority}", Ipv4Addr::LOCALHOST)
     } else {
-        match hostport.split_once(':') {
-            Some((h, p)) => (h.to_owned(), Some(p)),
-            None => (hostport.to_owned(), None),
-        }
+        authority.to_owned()
     };
-    let host = match host.as_str() {
-        "" | "0.0.0.0" => "127.0.0.1".to_owned(),
-        "[::]" => "[::1]".to_owned(),
-        _ => host,
+    // A scheme of no default port, so the port is kept as written (`http` would drop `:80`).
+    let parse = |authority: &str| Url::parse(&format!("ollama-host://{authority}{path}"));
+    let url = match parse(&authority) {
+        Err(ParseError::InvalidPort) => parse(authority.rsplit_once(':')?.0),
+        parsed => parsed,
+    }
+    .ok()?;
+    // The host as `http` reads it (IPv4, IPv6 or a lowercase domain name).
+    let host = match Host::parse(url.host_str()?).ok()? {
+        Host::Ipv4(ip) if ip.is_unspecified() => Host::Ipv4(Ipv4Addr::LOCALHOST),
+        Host::Ipv6(ip) if ip.is_unspecified() => Host::Ipv6(Ipv6Addr::LOCALHOST),
+        host => host,
     };
-    let port = port
-        .filter(|p| p.parse::<u16>().is_ok())
-        .unwrap_or(default_port);
-    format!("{scheme}://{host}:{port}{path}")
+    let path = url[Position::BeforePath..].trim_end_matches('/').to_owned();
+    Some((host, url.port(), path))
 }
 
 async fn post(
@@ -67,11 +90,51 @@ async fn post(
         .map_err(|e| transport_error(&settings.base_url, e, settings.idle_timeout))
 }
 
+/// What this client reads of `/api/show`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Show {
+    /// `None` from an Ollama older than 0.6, which does not list them.
+    capabilities: Option<Vec<String>>,
+    model_info: Option<Map<String, Value>>,
+}
+
+impl Show {
+    fn can(&self, capability: &str) -> bool {
+        self.capabilities
+            .as_ref()
+            .is_some_and(|c| c.iter().any(|c| c == capability))
+    }
+
+    /// `<architecture>.context_length` of `model_info`.
+    fn context_length(&self) -> Option<u64> {
+        self.model_info
+            .as_ref()?
+            .iter()
+            .find(|(k, _)| k.ends_with(".context_length"))
+            .and_then(|(_, v)| v.as_u64())
+    }
+}
+
+/// What this client reads of `/api/tags`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Tags {
+    models: Option<Vec<Tag>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Tag {
+    name: Option<String>,
+    model: Option<String>,
+}
+
 async fn show(
     http: &reqwest::Client,
     settings: &Settings,
     model: &str,
-) -> Result<Result<Value, (u16, String)>, LlmError> {
+) -> Result<Result<Show, (u16, String)>, LlmError> {
     let response = post(http, settings, "/api/show", &json!({"model": model})).await?;
     let status = response.status().as_u16();
     let body = response
@@ -86,39 +149,24 @@ async fn show(
         .map_err(|e| LlmError::BadReply(format!("/api/show: {e}")))
 }
 
-fn capabilities(show: &Value) -> Option<Vec<String>> {
-    show.get("capabilities").and_then(Value::as_array).map(|c| {
-        c.iter()
-            .filter_map(Value::as_str)
-            .map(str::to_owned)
-            .collect()
-    })
-}
-
 /// Installed models that can call tools (asks `/api/show` of each, at most 40).
 async fn installed_tool_models(http: &reqwest::Client, settings: &Settings) -> Vec<String> {
     let url = format!("{}/api/tags", settings.base_url);
     let Ok(response) = http.get(&url).send().await else {
         return Vec::new();
     };
-    let Ok(tags) = response.json::<Value>().await else {
+    let Ok(tags) = response.json::<Tags>().await else {
         return Vec::new();
     };
-    let names: Vec<String> = tags
-        .get("models")
-        .and_then(Value::as_array)
-        .map(|m| {
-            m.iter()
-                .filter_map(|m| m.get("name").or_else(|| m.get("model")))
-                .filter_map(Value::as_str)
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default();
+    let names = tags
+        .models
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|m| m.name.or(m.model));
     let mut capable = Vec::new();
-    for name in names.into_iter().take(40) {
+    for name in names.take(40) {
         if let Ok(Ok(info)) = show(http, settings, &name).await
-            && capabilities(&info).is_some_and(|c| c.iter().any(|c| c == "tools"))
+            && info.can("tools")
         {
             capable.push(name);
         }
@@ -173,9 +221,8 @@ pub async fn check_model(
             });
         }
     };
-    let caps = capabilities(&info);
-    if let Some(c) = &caps
-        && !c.iter().any(|c| c == "tools")
+    if let Some(c) = &info.capabilities
+        && !info.can("tools")
     {
         return Err(LlmError::NoTools(format!(
             "model {:?} cannot call tools (its capabilities: {}), so it cannot drive Blender. {}",
@@ -188,25 +235,13 @@ pub async fn check_model(
             choose_hint(http, settings).await
         )));
     }
-    if caps.is_none() {
+    if info.capabilities.is_none() {
         eprintln!(
             "warning: this Ollama does not report model capabilities (older than 0.6?); assuming {:?} can call tools",
             settings.model
         );
     }
-    let context_length = info
-        .get("model_info")
-        .and_then(Value::as_object)
-        .and_then(|m| {
-            m.iter()
-                .find(|(k, _)| k.ends_with(".context_length"))
-                .and_then(|(_, v)| v.as_u64())
-        });
-    if settings.think
-        && !caps
-            .as_ref()
-            .is_some_and(|c| c.iter().any(|c| c == "thinking"))
-    {
+    if settings.think && !info.can("thinking") {
         return Err(LlmError::NoTools(format!(
             "--think was given but model {:?} does not think (no `thinking` capability); drop --think or choose a thinking model such as qwen3",
             settings.model
@@ -214,8 +249,8 @@ pub async fn check_model(
     }
     Ok(ModelInfo {
         model: settings.model.clone(),
-        capabilities: caps,
-        context_length,
+        context_length: info.context_length(),
+        capabilities: info.capabilities,
     })
 }
 
@@ -274,99 +309,6 @@ pub fn request_body(settings: &Settings, messages: &[Message], tools: &[ToolSpec
     // tools more reliably); models that do not think ignore it.
     body["think"] = json!(settings.think);
     body
-}
-
-fn parse_call(call: &Value) -> Option<ToolCall> {
-    let function = call.get("function")?;
-    let name = function.get("name")?.as_str()?.to_owned();
-    let arguments = function
-        .get("arguments")
-        .cloned()
-        .unwrap_or_else(|| json!({}));
-    Some(ToolCall {
-        id: call.get("id").and_then(Value::as_str).map(str::to_owned),
-        name,
-        arguments,
-    })
-}
-
-/// Folds the NDJSON chunks of one `/api/chat` answer into a [`Reply`].
-#[derive(Debug, Default)]
-pub struct StreamFolder {
-    reply: Reply,
-    done: bool,
-    pending: Vec<u8>,
-}
-
-impl StreamFolder {
-    /// Feed bytes as they arrive; a line can be split anywhere.
-    pub fn feed(&mut self, bytes: &[u8]) -> Result<(), LlmError> {
-        self.pending.extend_from_slice(bytes);
-        while let Some(end) = memchr::memchr(b'\n', &self.pending) {
-            let line: Vec<u8> = self.pending.drain(..=end).collect();
-            self.line(&line)?;
-        }
-        Ok(())
-    }
-
-    fn line(&mut self, line: &[u8]) -> Result<(), LlmError> {
-        let text = String::from_utf8_lossy(line);
-        let text = text.trim();
-        if text.is_empty() {
-            return Ok(());
-        }
-        let chunk: Value = serde_json::from_str(text)
-            .map_err(|e| LlmError::BadReply(format!("a line of the /api/chat stream: {e}")))?;
-        if let Some(err) = chunk.get("error") {
-            let message = match err {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            return Err(LlmError::MidStream(message));
-        }
-        if let Some(message) = chunk.get("message") {
-            if let Some(c) = message.get("content").and_then(Value::as_str) {
-                self.reply.content.push_str(c);
-            }
-            if let Some(t) = message.get("thinking").and_then(Value::as_str) {
-                self.reply.thinking.push_str(t);
-            }
-            if let Some(calls) = message.get("tool_calls").and_then(Value::as_array) {
-                self.reply
-                    .tool_calls
-                    .extend(calls.iter().filter_map(parse_call));
-            }
-        }
-        if chunk.get("done").and_then(Value::as_bool) == Some(true) {
-            self.done = true;
-            self.reply.done_reason = chunk
-                .get("done_reason")
-                .and_then(Value::as_str)
-                .map(str::to_owned);
-            self.reply.prompt_tokens = chunk.get("prompt_eval_count").and_then(Value::as_u64);
-            self.reply.output_tokens = chunk.get("eval_count").and_then(Value::as_u64);
-        }
-        Ok(())
-    }
-
-    /// Characters of answer so far.
-    pub fn progress(&self) -> usize {
-        self.reply.content.len() + self.reply.thinking.len()
-    }
-
-    /// The reply, once the stream has ended.
-    pub fn finish(mut self) -> Result<Reply, LlmError> {
-        if !self.pending.is_empty() {
-            let rest = std::mem::take(&mut self.pending);
-            self.line(&rest)?;
-        }
-        if !self.done {
-            return Err(LlmError::BadReply(
-                "the /api/chat stream ended before its final `done: true` chunk (did Ollama crash or run out of memory?)".into(),
-            ));
-        }
-        Ok(self.reply)
-    }
 }
 
 /// `POST /api/chat` with streaming.
@@ -451,35 +393,24 @@ mod tests {
     }
 
     #[test]
-    fn stream_chunks_fold_across_any_split() {
-        let stream = concat!(
-            "{\"model\":\"m\",\"created_at\":\"t\",\"message\":{\"role\":\"assistant\",\"content\":\"Hel\"},\"done\":false}\n",
-            "{\"model\":\"m\",\"created_at\":\"t\",\"message\":{\"role\":\"assistant\",\"content\":\"lo ✓\"},\"done\":false}\n",
-            "{\"model\":\"m\",\"created_at\":\"t\",\"message\":{\"role\":\"assistant\",\"content\":\"\",\"tool_calls\":[{\"id\":\"call_1\",\"function\":{\"index\":0,\"name\":\"get_scene_info\",\"arguments\":{}}}]},\"done\":false}\n",
-            "{\"model\":\"m\",\"created_at\":\"t\",\"message\":{\"role\":\"assistant\",\"content\":\"\"},\"done\":true,\"done_reason\":\"stop\",\"prompt_eval_count\":120,\"eval_count\":9}\n",
+    fn odd_ollama_host_forms() {
+        assert_eq!(normalize_url(""), "http://127.0.0.1:11434");
+        assert_eq!(normalize_url("http://"), "http://127.0.0.1:80");
+        assert_eq!(normalize_url("http://:8080"), "http://127.0.0.1:8080");
+        assert_eq!(
+            normalize_url("  gpu-box:80  "),
+            "http://gpu-box:80",
+            "a port as written, even http's own"
         );
-        for split in 1..stream.len() {
-            let mut f = StreamFolder::default();
-            f.feed(&stream.as_bytes()[..split]).unwrap();
-            f.feed(&stream.as_bytes()[split..]).unwrap();
-            let r = f.finish().unwrap();
-            assert_eq!(r.content, "Hello ✓");
-            assert_eq!(r.tool_calls.len(), 1);
-            assert_eq!(r.tool_calls[0].id.as_deref(), Some("call_1"));
-            assert_eq!(r.prompt_tokens, Some(120));
-        }
-    }
-
-    #[test]
-    fn error_line_and_early_end_are_errors() {
-        let mut f = StreamFolder::default();
-        let e = f
-            .feed(b"{\"message\":{\"content\":\"a\"},\"done\":false}\n{\"error\":\"out of memory\"}\n")
-            .unwrap_err();
-        assert!(matches!(e, LlmError::MidStream(ref m) if m == "out of memory"));
-        let mut f = StreamFolder::default();
-        f.feed(b"{\"message\":{\"content\":\"a\"},\"done\":false}\n")
-            .unwrap();
-        assert!(matches!(f.finish(), Err(LlmError::BadReply(_))));
+        assert_eq!(normalize_url("gpu-box:abc"), "http://gpu-box:11434");
+        assert_eq!(normalize_url("gpu-box:99999"), "http://gpu-box:11434");
+        assert_eq!(normalize_url("[::1]:abc"), "http://[::1]:11434");
+        assert_eq!(normalize_url("https://box:8443"), "https://box:8443");
+        assert_eq!(normalize_url("http://box:443"), "http://box:443");
+        assert_eq!(normalize_url("HTTPS://box"), "https://box:443");
+        assert_eq!(normalize_url("[::]:8080"), "http://[::1]:8080");
+        assert_eq!(normalize_url("fe80::1"), "http://[fe80::1]:11434");
+        assert_eq!(normalize_url("box/a/b/"), "http://box:11434/a/b");
+        assert_eq!(normalize_url("box/ollama//"), "http://box:11434/ollama");
     }
 }

@@ -2,12 +2,59 @@
 //! tool call arguments as JSON strings, tool results answered by `tool_call_id`; and
 //! `GET {base}/models` to pick the model when the server serves only one.
 
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::llm::{
-    LlmError, Message, ModelInfo, Reply, Role, Settings, ToolCall, error_message, transport_error,
+    LlmError, Message, ModelInfo, Reply, Role, Settings, WireCall, error_message, transport_error,
 };
 use super::tools::ToolSpec;
+
+/// What this client reads of `GET /models`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ModelList {
+    data: Option<Vec<ModelEntry>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ModelEntry {
+    id: Option<String>,
+}
+
+/// What this client reads of a completion (or of an error in its place).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Completion {
+    error: Option<Value>,
+    choices: Option<Vec<Choice>>,
+    usage: Option<Usage>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Choice {
+    message: Option<ChoiceMessage>,
+    finish_reason: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ChoiceMessage {
+    content: Option<String>,
+    /// Servers name the reasoning text either way.
+    reasoning_content: Option<String>,
+    reasoning: Option<String>,
+    tool_calls: Option<Vec<WireCall>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Usage {
+    prompt_tokens: Option<u64>,
+    completion_tokens: Option<u64>,
+}
 
 fn authorized(request: reqwest::RequestBuilder, settings: &Settings) -> reqwest::RequestBuilder {
     match &settings.api_key {
@@ -41,12 +88,12 @@ pub async fn check_model(
             message: error_message(&body),
         });
     }
-    let ids: Vec<String> = serde_json::from_str::<Value>(&body)
+    let ids: Vec<String> = serde_json::from_str::<ModelList>(&body)
         .ok()
-        .and_then(|v| v.get("data").and_then(Value::as_array).cloned())
+        .and_then(|list| list.data)
         .unwrap_or_default()
-        .iter()
-        .filter_map(|m| m.get("id").and_then(Value::as_str).map(str::to_owned))
+        .into_iter()
+        .filter_map(|m| m.id)
         .collect();
     match ids.as_slice() {
         [one] => Ok(ModelInfo {
@@ -107,60 +154,36 @@ pub fn request_body(settings: &Settings, messages: &[Message], tools: &[ToolSpec
 
 /// Read a completion: `choices[0].message` with `content` and `tool_calls`.
 pub fn parse_reply(body: &Value) -> Result<Reply, LlmError> {
-    if let Some(err) = body.get("error") {
+    let completion = Completion::deserialize(body)
+        .map_err(|e| LlmError::BadReply(format!("/chat/completions: {e}")))?;
+    if let Some(err) = completion.error {
         return Err(LlmError::MidStream(error_message(
             &json!({ "error": err }).to_string(),
         )));
     }
-    let choice = body
-        .get("choices")
-        .and_then(Value::as_array)
-        .and_then(|c| c.first())
+    let choice = completion
+        .choices
+        .and_then(|c| c.into_iter().next())
         .ok_or_else(|| LlmError::BadReply("no `choices` in the completion".into()))?;
     let message = choice
-        .get("message")
+        .message
         .ok_or_else(|| LlmError::BadReply("no `message` in the first choice".into()))?;
-    let tool_calls = message
-        .get("tool_calls")
-        .and_then(Value::as_array)
-        .map(|calls| {
-            calls
-                .iter()
-                .filter_map(|c| {
-                    let f = c.get("function")?;
-                    Some(ToolCall {
-                        id: c.get("id").and_then(Value::as_str).map(str::to_owned),
-                        name: f.get("name")?.as_str()?.to_owned(),
-                        arguments: f.get("arguments").cloned().unwrap_or_else(|| json!("{}")),
-                    })
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let usage = body.get("usage");
+    let usage = completion.usage.unwrap_or_default();
     Ok(Reply {
-        content: message
-            .get("content")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned(),
+        content: message.content.unwrap_or_default(),
         thinking: message
-            .get("reasoning_content")
-            .or_else(|| message.get("reasoning"))
-            .and_then(Value::as_str)
+            .reasoning_content
+            .or(message.reasoning)
+            .unwrap_or_default(),
+        tool_calls: message
+            .tool_calls
             .unwrap_or_default()
-            .to_owned(),
-        tool_calls,
-        prompt_tokens: usage
-            .and_then(|u| u.get("prompt_tokens"))
-            .and_then(Value::as_u64),
-        output_tokens: usage
-            .and_then(|u| u.get("completion_tokens"))
-            .and_then(Value::as_u64),
-        done_reason: choice
-            .get("finish_reason")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
+            .into_iter()
+            .filter_map(|c| c.into_tool_call(|| json!("{}")))
+            .collect(),
+        prompt_tokens: usage.prompt_tokens,
+        output_tokens: usage.completion_tokens,
+        done_reason: choice.finish_reason,
     })
 }
 
@@ -226,6 +249,7 @@ pub async fn chat(
 
 #[cfg(test)]
 mod tests {
+    use super::super::llm::ToolCall;
     use super::*;
 
     #[test]
@@ -262,5 +286,24 @@ mod tests {
         assert_eq!(r.prompt_tokens, Some(50));
         let e = parse_reply(&json!({"error": {"message": "boom", "type": "server_error"}}));
         assert!(matches!(e, Err(LlmError::MidStream(ref m)) if m == "boom"));
+    }
+
+    #[test]
+    fn missing_or_odd_parts_are_named() {
+        let e = parse_reply(&json!({"choices": []})).unwrap_err();
+        assert!(matches!(e, LlmError::BadReply(ref m) if m == "no `choices` in the completion"));
+        let e = parse_reply(&json!({"choices": [{"finish_reason": "stop"}]})).unwrap_err();
+        assert!(matches!(e, LlmError::BadReply(ref m) if m == "no `message` in the first choice"));
+        let e = parse_reply(&json!({"choices": "none"})).unwrap_err();
+        assert!(matches!(e, LlmError::BadReply(ref m) if m.starts_with("/chat/completions: ")));
+        let r = parse_reply(
+            &json!({"choices": [{"message": {"content": "hi", "reasoning": "hmm",
+            "tool_calls": null}}], "usage": null}),
+        )
+        .unwrap();
+        assert_eq!(
+            (r.content.as_str(), r.thinking.as_str(), r.prompt_tokens),
+            ("hi", "hmm", None)
+        );
     }
 }
