@@ -1,8 +1,9 @@
 //! Real Blender end to end: the spawned binary, over stdio with an MCP client, driving a real
 //! headless Blender (Debian's `blender` package) through this project's server script.
 //!
-//! Where `blender` is not installed these tests print that they were skipped and why; in CI
-//! (`CI` set) a missing Blender is a failure.
+//! Where `blender` is not installed these tests are skipped: each writes `SKIPPED <test>:
+//! <reason>` to stderr, which `.ci/run` counts as skipped; in CI (`CI` set) a missing Blender
+//! is a failure.
 
 mod support;
 
@@ -19,29 +20,26 @@ use support::{Client, RawServer, call, closed_port, ok, structured, text};
 
 const BIN: &str = env!("CARGO_BIN_EXE_blender-session-mcp");
 
-/// Whether real-Blender tests can run here; panics in CI when they cannot.
+/// Whether real-Blender tests can run here: otherwise `test` is skipped, visibly, or fails in
+/// CI (see [`support::skip`]).
+#[track_caller]
 fn blender_or_skip(test: &str) -> bool {
-    match find_blender(None) {
+    let usable = match find_blender(None) {
         Ok(path)
             if std::process::Command::new(&path)
                 .arg("--version")
                 .output()
                 .is_ok() =>
         {
-            true
+            Ok(())
         }
-        other => {
-            let why = match other {
-                Ok(path) => format!("{} does not run", path.display()),
-                Err(e) => e.to_string(),
-            };
-            if std::env::var_os("CI").is_some() {
-                panic!("{test}: Blender is required in CI: {why}");
-            }
-            eprintln!("SKIPPED {test}: no usable Blender ({why})");
-            false
-        }
-    }
+        Ok(path) => Err(format!("{} does not run", path.display())),
+        Err(e) => Err(e.to_string()),
+    };
+    support::require(
+        test,
+        usable.map_err(|why| format!("no usable Blender ({why})")),
+    )
 }
 
 async fn start_blender(port: u16) -> HeadlessBlender {

@@ -16,8 +16,11 @@ small mock `bpy` (objects, selection, materials, a few operators), capturing std
 raised exception becomes "Code execution error: <msg>" as in the addon.
 
 Events are printed to stdout as JSON lines for the test harness:
-  listening{port}, accepted{conn}, request{conn,type,bytes}, executed{conn,type,seq},
-  closed{conn}.
+  listening{port}, accepted{conn}, request{conn,type,bytes,digest},
+  executed{conn,type,seq,digest,stdout?}, closed{conn}, error{conn,message},
+  fault{conn,kind,type?}, armed{kind}. `seq` counts executions across all connections (the main thread's order);
+  `stdout` (execute_code only, when it succeeded) is the first 200 characters of what the
+  code printed, as captured for the reply.
 
 Options: --port N (0 = any free port), --protocol N (0 = classic addon without ping /
 get_addon_info; >= 5 adds them; >= 14 adds screenshot return_data).
@@ -60,6 +63,7 @@ SEQ = [0]
 FAULTS_LOCK = threading.Lock()
 FAULTS = []  # armed fault specs, each {"kind", "type"?, "count"}
 CONNECTION_FAULTS = ("close_on_accept",)
+STDOUT_LOGGED = 200  # characters of an execute_code's stdout copied into its `executed` event
 
 
 def take_fault(conn_level, cmd_type=None):
@@ -447,6 +451,15 @@ class Addon:
             return {"status": "error", "message": str(e)}
 
 
+def printed(command, response):
+    """For the event log only: the start of what an execute_code command printed (the stdout
+    the addon captured and returns), so a test can tell which code ran when."""
+    result = response.get("result") if response.get("status") == "success" else None
+    if command.get("type") != "execute_code" or not isinstance(result, dict):
+        return {}
+    return {"stdout": str(result.get("result", ""))[:STDOUT_LOGGED]}
+
+
 def send_reply(client, payload, fault):
     kind = fault["kind"] if fault else None
     if kind == "byte_by_byte":
@@ -497,7 +510,7 @@ def handle_client(addon, client, conn_id):
                     response = {"status": "success", "result": "x" * int(fault.get("size", 1 << 20))}
                 else:
                     response = addon.execute_command(command)
-                event("executed", conn=conn_id, type=command.get("type"), seq=seq, digest=digest)
+                event("executed", conn=conn_id, type=command.get("type"), seq=seq, digest=digest, **printed(command, response))
             if kind == "close_before_reply":
                 break
             if kind == "slow_reply":

@@ -18,6 +18,39 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::watch;
 
+/// Whether this is a CI run (`CI` set and non-empty), where nothing may be skipped.
+pub fn in_ci() -> bool {
+    std::env::var_os("CI").is_some_and(|v| !v.is_empty())
+}
+
+/// Skip `test`, whose prerequisite is missing for `reason`: in CI (see [`in_ci`]) this
+/// panics, so the test fails; elsewhere it writes `SKIPPED <test>: <reason>` to the process's
+/// stderr and returns `false`, for `if !require(..) { return; }`. The line is written to the
+/// stderr handle itself, which libtest does not capture (it captures `eprintln!`), so it shows
+/// in plain `cargo test` output; `.ci/run` counts these lines as skipped, not passed.
+#[track_caller]
+pub fn skip(test: &str, reason: &str) -> bool {
+    if in_ci() {
+        panic!("{test}: cannot run: {reason}; in CI (`CI` set) nothing may be skipped");
+    }
+    use std::io::Write;
+    // One write of the whole line (stderr is unbuffered: `writeln!` would write it piecemeal,
+    // and libtest's stdout lines could land in between), on a line of its own even when
+    // libtest has written `test <name> ... ` without a newline.
+    let line = format!("\nSKIPPED {test}: {reason}\n");
+    let _ = std::io::stderr().write_all(line.as_bytes());
+    false
+}
+
+/// `true` when `prerequisite` holds; otherwise [`skip`]s `test` with its error as the reason.
+#[track_caller]
+pub fn require(test: &str, prerequisite: Result<(), String>) -> bool {
+    match prerequisite {
+        Ok(()) => true,
+        Err(reason) => skip(test, &reason),
+    }
+}
+
 /// Safety net for waits on the fake's events: a test that waits longer has failed.
 pub const EVENT_WAIT: Duration = Duration::from_secs(30);
 
