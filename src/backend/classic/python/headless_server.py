@@ -1,7 +1,7 @@
 # blender-session-mcp — headless Blender-side server.
 #
 # Run inside Blender in background mode:
-#     blender -b [file.blend] --python bsm_server.py -- [--host 127.0.0.1] [--port 9876]
+#     blender -b [file.blend] --python headless_server.py -- [--host 127.0.0.1] [--port 9876]
 #         [--parent-pid PID]   (stop when that process is no longer our parent)
 #
 # It speaks exactly the classic BlenderMCP addon protocol (TCP, one JSON object per request
