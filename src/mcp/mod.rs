@@ -11,6 +11,7 @@
 pub mod errors;
 pub mod names;
 pub mod params;
+pub mod schema;
 pub mod stdio;
 
 use std::sync::{Arc, Mutex};
