@@ -444,3 +444,56 @@ async fn a_cancelled_call_is_recorded_and_the_session_keeps_working() {
         .collect();
     assert_eq!(outcomes, vec!["cancelled", "success"]);
 }
+
+#[tokio::test]
+async fn the_call_after_a_cancelled_script_says_how_long_it_waited_for_blender() {
+    let mut fake = FakeAddon::start().await;
+    let client = connect(Registry::new(config(fake.target()))).await;
+    ok(&call(&client, "get_session_info", json!({})).await);
+    let peer = client.peer().clone();
+    let pending = tokio::spawn(async move {
+        let Value::Object(map) = json!({"code": "import time\ntime.sleep(5)"}) else {
+            unreachable!()
+        };
+        peer.call_tool(CallToolRequestParams::new("execute_blender_code").with_arguments(map))
+            .await
+    });
+    fake.wait_count("request", 1).await;
+    pending.abort();
+    let _ = pending.await;
+    // Blender is still running the cancelled script: this call waits for it there.
+    let r = call(
+        &client,
+        "execute_blender_code",
+        json!({"code": "print('next')"}),
+    )
+    .await;
+    let blocks: Vec<String> = ok(&r)
+        .content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+        .collect();
+    assert_eq!(blocks[0], "next\n", "the output itself is untouched");
+    let note = blocks.get(1).expect("a note about the wait");
+    assert!(
+        note.contains("still running the cancelled command"),
+        "{note}"
+    );
+    let waited: f64 = note
+        .split("waited ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .expect("the wait in seconds");
+    assert!((3.0..6.5).contains(&waited), "waited {waited} s: {note}");
+    let r = call(&client, "get_session_history", json!({})).await;
+    let history = ok(&r).structured_content.clone().expect("history");
+    let entries = history["entries"].as_array().expect("entries");
+    assert_eq!(entries[0]["outcome"], "cancelled");
+    assert!(
+        entries[1]["note"]
+            .as_str()
+            .is_some_and(|n| n.contains("waited")),
+        "{entries:?}"
+    );
+}

@@ -80,6 +80,13 @@ pub trait Link: Send + std::fmt::Debug {
         Box::pin(async { Ok(None) })
     }
 
+    /// Resolve once the peer sends anything or closes: after a cancelled operation, when
+    /// Blender has finished it (the classic addon cannot stop a script, but it answers when
+    /// the script ends). The link is never used for another operation afterwards.
+    fn wait_reply(&mut self) -> BoxFuture<'_, ()> {
+        Box::pin(std::future::pending())
+    }
+
     /// Close the link cleanly.
     fn close(self: Box<Self>) -> BoxFuture<'static, ()>;
 }

@@ -18,7 +18,7 @@ use super::params::{
 use super::progress::with_progress;
 use super::{BlenderServer, errors, names};
 use crate::backend::{SceneInfo, Target};
-use crate::session::{SessionError, SessionInfo};
+use crate::session::{Call, SessionError, SessionInfo};
 
 /// `get_scene_info`'s result: the scene and the session it was read in.
 #[derive(Debug, Serialize, schemars::JsonSchema)]
@@ -48,6 +48,17 @@ pub struct Closed {
     pub closed: bool,
     /// The session's final info.
     pub session: SessionInfo,
+}
+
+/// The result with what else the caller should know (e.g. that Blender was still running a
+/// cancelled command first) as further text blocks.
+fn with_notes(mut result: CallToolResult, call: &Call) -> CallToolResult {
+    for note in call.take_notes() {
+        result
+            .content
+            .push(ContentBlock::text(format!("Note: {note}")));
+    }
+    result
 }
 
 /// Structured content must be an object: an addon result that is not one is wrapped as
@@ -112,13 +123,14 @@ impl BlenderServer {
             self.registry.execute_code(&id, &p.code, &call).await
         })
         .await;
-        match result {
+        let r = match result {
             Ok(out) if out.stdout.is_empty() => CallToolResult::success(vec![ContentBlock::text(
                 "(the code ran and printed nothing)",
             )]),
             Ok(out) => CallToolResult::success(vec![ContentBlock::text(out.stdout)]),
             Err(e) => error_result(&e),
-        }
+        };
+        with_notes(r, &call)
     }
 
     /// Read the whole scene from Blender.
@@ -145,7 +157,7 @@ impl BlenderServer {
             })
         })
         .await;
-        respond(result)
+        with_notes(respond(result), &call)
     }
 
     /// Detailed information about one object.
@@ -168,7 +180,7 @@ impl BlenderServer {
             self.registry.object_info(&id, &p.name, &call).await
         })
         .await;
-        respond(result.map(as_object_result))
+        with_notes(respond(result.map(as_object_result)), &call)
     }
 
     /// A PNG screenshot of Blender's 3D viewport.
@@ -192,13 +204,14 @@ impl BlenderServer {
             self.registry.screenshot(&id, max_size, &call).await
         })
         .await;
-        match result {
+        let r = match result {
             Ok(shot) => {
                 let data = base64::engine::general_purpose::STANDARD.encode(&shot.png);
                 CallToolResult::success(vec![ContentBlock::image(data, "image/png")])
             }
             Err(e) => error_result(&e),
-        }
+        };
+        with_notes(r, &call)
     }
 
     /// Send any other addon command.
@@ -224,7 +237,7 @@ impl BlenderServer {
                 .await
         })
         .await;
-        respond(result.map(as_object_result))
+        with_notes(respond(result.map(as_object_result)), &call)
     }
 
     /// Create a new session.

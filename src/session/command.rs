@@ -15,11 +15,45 @@ use crate::backend::{Answer, IdleState, Link, Operation, Output};
 
 use super::error::SessionError;
 use super::history::{HistoryEntry, Outcome};
-use super::live::Live;
+use super::live::{Live, Unfinished};
 use super::registry::Registry;
 
 /// A session's locked link slot.
 type LinkSlot<'a> = tokio::sync::MutexGuard<'a, Option<Box<dyn Link>>>;
+
+/// What an exchange leaves: its result, the link slot still locked (when it was taken),
+/// and the cancelled command it found still unfinished, if any.
+type Exchanged<'a> = (
+    Result<Answer, SessionError>,
+    Option<LinkSlot<'a>>,
+    Option<Unfinished>,
+);
+
+/// Waits shorter than this are not worth telling.
+const NOTEWORTHY_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// How long a command that started at `started` waited for a cancelled one before it, as a
+/// note for the caller, when that was long enough to matter.
+async fn waited_for(mut previous: Unfinished, started: Instant) -> Option<String> {
+    // Blender answers the cancelled command before this one; its answer is noticed on
+    // another socket, so allow it a moment to arrive.
+    if previous.done.borrow().is_none() {
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_millis(200),
+            previous.done.changed(),
+        )
+        .await;
+    }
+    let done = (*previous.done.borrow())?;
+    let waited = done.checked_duration_since(started)?;
+    (waited >= NOTEWORTHY_WAIT).then(|| {
+        format!(
+            "Blender was still running the cancelled command (history seq {}) when this call arrived: this call waited {:.1} s for it before Blender ran it.",
+            previous.seq,
+            waited.as_secs_f64()
+        )
+    })
+}
 
 /// Who is asking, for history and cancellation.
 #[derive(Debug, Clone)]
@@ -28,6 +62,7 @@ pub struct Call {
     pub tool: String,
     /// Fires when the caller gives up (MCP `notifications/cancelled`).
     pub cancel: CancellationToken,
+    notes: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Call {
@@ -36,7 +71,21 @@ impl Call {
         Call {
             tool: tool.into(),
             cancel: CancellationToken::new(),
+            notes: Arc::default(),
         }
+    }
+
+    /// What the caller should also be told about its commands (e.g. that Blender was still
+    /// running a cancelled command first), taken once.
+    pub fn take_notes(&self) -> Vec<String> {
+        std::mem::take(&mut *self.notes.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn note(&self, note: String) {
+        self.notes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(note);
     }
 
     /// The same call, cancelled when `cancel` fires.
@@ -59,13 +108,20 @@ impl Registry {
 
         // The link stays locked until the entry is recorded, so history order is the order
         // the commands went over the wire.
-        let (answer, link) = match self.backend().admit(&op) {
-            Err(e) => (Err(SessionError::Backend(e)), None),
+        let (answer, link, previous) = match self.backend().admit(&op) {
+            Err(e) => (Err(SessionError::Backend(e)), None, None),
             Ok(()) => {
                 tracing::info!("→ Command sent: {command} (session: {id})");
                 self.exchange(live, &op, &command, call).await
             }
         };
+        let note = match previous {
+            Some(previous) => waited_for(previous, started).await,
+            None => None,
+        };
+        if let Some(note) = &note {
+            call.note(note.clone());
+        }
         // Blender answered (whatever it said), as opposed to never being reached or heard.
         let answered = answer.is_ok();
         let (output, recorded, snapshot) = match answer {
@@ -99,14 +155,19 @@ impl Registry {
             result: message.is_none().then_some(recorded),
             message,
             duration,
+            note,
         };
-        records.command_finished(
+        let cancelled_sent = matches!(output, Err(SessionError::Cancelled { sent: true }));
+        let seq = records.command_finished(
             &live.record,
             entry,
             last_result,
             snapshot.as_ref(),
             answered,
         );
+        if cancelled_sent && let Some(u) = live.unfinished().as_mut() {
+            u.seq = seq;
+        }
         drop(link);
         self.close_if_closed(live).await;
         output
@@ -158,17 +219,20 @@ impl Registry {
         op: &Operation,
         command: &str,
         call: &Call,
-    ) -> (Result<Answer, SessionError>, Option<LinkSlot<'a>>) {
+    ) -> Exchanged<'a> {
         let closed = || SessionError::SessionClosed {
-            id: live.id.clone(),
+            id: live.id.to_string(),
             sent: false,
         };
         let mut slot = tokio::select! {
             biased;
-            _ = live.closed.cancelled() => return (Err(closed()), None),
-            _ = call.cancel.cancelled() => return (Err(SessionError::Cancelled { sent: false }), None),
+            _ = live.closed.cancelled() => return (Err(closed()), None, None),
+            _ = call.cancel.cancelled() => return (Err(SessionError::Cancelled { sent: false }), None, None),
             slot = live.link.lock() => slot,
         };
+        // A command cancelled before this one may still run in Blender: this one waits for it
+        // there, and says so.
+        let previous = live.unfinished().take();
         // The link is owned by this operation until it succeeds; if the future is dropped or
         // the operation fails, the link goes with it.
         let ready = tokio::select! {
@@ -179,12 +243,12 @@ impl Registry {
         };
         let mut link = match ready {
             Ok(link) => link,
-            Err(e) => return (Err(e), Some(slot)),
+            Err(e) => return (Err(e), Some(slot), previous),
         };
         let timeout = self.config().command_timeout;
         let result = tokio::select! {
             biased;
-            _ = live.closed.cancelled() => Err(SessionError::SessionClosed { id: live.id.clone(), sent: true }),
+            _ = live.closed.cancelled() => Err(SessionError::SessionClosed { id: live.id.to_string(), sent: true }),
             _ = call.cancel.cancelled() => Err(SessionError::Cancelled { sent: true }),
             r = tokio::time::timeout(timeout, link.call(op)) => match r {
                 Err(_) => Err(SessionError::Timeout { command: command.to_owned(), after: timeout }),
@@ -228,6 +292,22 @@ impl Registry {
                 tracing::warn!("connection of session {} dropped: {why}", live.id);
                 self.records().connection_down(&live.record, why);
             }
+            (Err(SessionError::Cancelled { sent: true }), _) => {
+                // Blender runs the command to its end anyway. The link is never used again;
+                // it only tells when Blender answered, so the next command can say how long
+                // it waited for Blender.
+                let (done, rx) = tokio::sync::watch::channel(None);
+                *live.unfinished() = Some(Unfinished { seq: 0, done: rx });
+                let wait = self.config().command_timeout;
+                tokio::spawn(async move {
+                    let mut link = link;
+                    let _ = tokio::time::timeout(wait, link.wait_reply()).await;
+                    let _ = done.send(Some(std::time::Instant::now()));
+                    link.close().await;
+                });
+                self.records()
+                    .connection_down(&live.record, "the call was cancelled".into());
+            }
             (Err(e), _) => {
                 // Never reuse a link whose reply is unaccounted for.
                 drop(link);
@@ -235,7 +315,7 @@ impl Registry {
                 tracing::warn!("connection of session {} dropped: {e}", live.id);
             }
         }
-        (result, Some(slot))
+        (result, Some(slot), previous)
     }
 
     /// Take a healthy link out of `slot`, or open a new one if there is none or the idle one
@@ -256,9 +336,10 @@ impl Registry {
                 }
             }
         }
+        let target = crate::session::store::lock(&live.record).target.clone();
         let connect = self
             .backend()
-            .connect(&live.target, self.config().connect_timeout);
+            .connect(&target, self.config().connect_timeout);
         match connect.await {
             Ok(link) => {
                 self.records().connection_opened(&live.record);

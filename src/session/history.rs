@@ -68,6 +68,9 @@ pub struct HistoryEntry {
     pub message: Option<String>,
     /// Wall-clock duration in seconds, including waiting for the session's previous command.
     pub duration: f64,
+    /// What else the caller was told, e.g. that Blender was still running a cancelled command.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// A bounded history.
@@ -154,6 +157,7 @@ mod tests {
             result: None,
             message: None,
             duration: 0.0,
+            note: None,
         }
     }
 

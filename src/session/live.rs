@@ -7,34 +7,50 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::backend::{Link, Target};
+use crate::backend::Link;
 
 use super::store::RecordRef;
 
 /// The live part of one open session.
 #[derive(Debug)]
 pub(crate) struct Live {
-    pub(crate) id: String,
-    pub(crate) target: Target,
-    /// The session's record in the store.
+    /// The session id, shared with the registry's map key.
+    pub(crate) id: std::sync::Arc<str>,
+    /// The session's record in the store (its target is read from there).
     pub(crate) record: RecordRef,
     /// The keep-alive link, when one is open and idle.
     pub(crate) link: tokio::sync::Mutex<Option<Box<dyn Link>>>,
     in_flight: AtomicUsize,
     /// Fires when the session is closed (close_session, idle cleanup, shutdown).
     pub(crate) closed: CancellationToken,
+    /// A command cancelled after it was sent, that Blender may still be running; guarded
+    /// by the link slot's lock in practice (set and taken only while it is held).
+    pub(crate) unfinished: std::sync::Mutex<Option<Unfinished>>,
+}
+
+/// A command cancelled after it was sent: Blender runs it to its end anyway.
+#[derive(Debug)]
+pub(crate) struct Unfinished {
+    /// Its history sequence number (0 until recorded).
+    pub(crate) seq: u64,
+    /// When Blender answered it (or gave up waiting); `None` while it still runs.
+    pub(crate) done: tokio::sync::watch::Receiver<Option<std::time::Instant>>,
 }
 
 impl Live {
-    pub(crate) fn new(id: String, target: Target, record: RecordRef) -> Self {
+    pub(crate) fn new(id: std::sync::Arc<str>, record: RecordRef) -> Self {
         Live {
             id,
-            target,
             record,
             link: tokio::sync::Mutex::new(None),
             in_flight: AtomicUsize::new(0),
             closed: CancellationToken::new(),
+            unfinished: std::sync::Mutex::new(None),
         }
+    }
+
+    pub(crate) fn unfinished(&self) -> std::sync::MutexGuard<'_, Option<Unfinished>> {
+        self.unfinished.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Commands queued or running on this session.

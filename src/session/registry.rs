@@ -97,7 +97,7 @@ struct Inner {
     config: RegistryConfig,
     backend: Arc<dyn Backend>,
     records: Records,
-    live: Mutex<HashMap<String, Arc<Live>>>,
+    live: Mutex<HashMap<Arc<str>, Arc<Live>>>,
     shutdown: CancellationToken,
     sweeps: watch::Sender<u64>,
 }
@@ -168,7 +168,7 @@ impl Registry {
         self.inner.records.subscribe()
     }
 
-    fn live(&self) -> MutexGuard<'_, HashMap<String, Arc<Live>>> {
+    fn live(&self) -> MutexGuard<'_, HashMap<Arc<str>, Arc<Live>>> {
         self.inner.live.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -207,15 +207,14 @@ impl Registry {
                 limit: self.inner.config.max_sessions,
             });
         }
-        let (id, record) = self.inner.records.create(
-            new_session_id,
-            target.clone(),
-            self.inner.config.history_limit,
-        );
-        live.insert(id.clone(), Arc::new(Live::new(id.clone(), target, record)));
+        let (id, record) =
+            self.inner
+                .records
+                .create(new_session_id, target, self.inner.config.history_limit);
+        live.insert(id.clone(), Arc::new(Live::new(id.clone(), record)));
         drop(live);
         tracing::info!("✓ Session created: {id}");
-        Ok(id)
+        Ok(id.to_string())
     }
 
     fn find(&self, id: &str) -> Result<Arc<Live>, SessionError> {
@@ -425,16 +424,18 @@ impl Registry {
         let limit = timeout.as_secs_f64();
         let reaped: Vec<Arc<Live>> = {
             let mut live = self.live();
-            let idle: Vec<String> = live
+            let idle: Vec<Arc<str>> = live
                 .values()
                 .filter(|s| s.in_flight() == 0 && now - lock(&s.record).last_activity >= limit)
                 .map(|s| s.id.clone())
                 .collect();
-            idle.iter().filter_map(|id| live.remove(id)).collect()
+            idle.iter()
+                .filter_map(|id| live.remove(id.as_ref()))
+                .collect()
         };
         let mut ids = Vec::with_capacity(reaped.len());
         for session in reaped {
-            ids.push(session.id.clone());
+            ids.push(session.id.to_string());
             self.finish(session, CloseReason::Idle).await;
         }
         self.inner.sweeps.send_modify(|n| *n += 1);

@@ -32,7 +32,7 @@ pub fn lock(record: &RecordRef) -> MutexGuard<'_, SessionRecord> {
 /// The records of every open session.
 #[derive(Debug)]
 pub struct Records {
-    map: Mutex<HashMap<String, RecordRef>>,
+    map: Mutex<HashMap<Arc<str>, RecordRef>>,
     events: broadcast::Sender<Event>,
     next_event: AtomicU64,
     clock: Clock,
@@ -49,7 +49,7 @@ impl Records {
         }
     }
 
-    fn map(&self) -> MutexGuard<'_, HashMap<String, RecordRef>> {
+    fn map(&self) -> MutexGuard<'_, HashMap<Arc<str>, RecordRef>> {
         self.map.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -78,25 +78,26 @@ impl Records {
     }
 
     /// Store a new record under a fresh id made by `new_id` (tried again while the id is
-    /// taken). Returns its handle.
+    /// taken, checked against this store). Returns the id, to share as a map key, and the
+    /// record's handle.
     pub fn create(
         &self,
         mut new_id: impl FnMut() -> String,
         target: Target,
         history_limit: usize,
-    ) -> (String, RecordRef) {
+    ) -> (Arc<str>, RecordRef) {
         let mut map = self.map();
         let mut id = new_id();
-        while map.contains_key(&id) {
+        while map.contains_key(id.as_str()) {
             id = new_id();
         }
-        let record =
-            SessionRecord::new(id.clone(), target.clone(), self.clock.now(), history_limit);
+        let key: Arc<str> = Arc::from(id.as_str());
+        let record = SessionRecord::new(id, target.clone(), self.clock.now(), history_limit);
         let handle = Arc::new(Mutex::new(record));
-        map.insert(id.clone(), handle.clone());
+        map.insert(key.clone(), handle.clone());
         drop(map);
-        self.publish(&id, || EventKind::SessionCreated { target });
-        (id, handle)
+        self.publish(&key, || EventKind::SessionCreated { target });
+        (key, handle)
     }
 
     /// Remove a record and mark it closed (nothing about it is published afterwards, even by
@@ -289,6 +290,7 @@ mod tests {
             result: None,
             message: None,
             duration: 0.0,
+            note: None,
         }
     }
 

@@ -161,6 +161,11 @@ impl Connection {
         }
     }
 
+    /// Resolve once the peer has sent something or closed the connection.
+    pub async fn readable(&self) {
+        let _ = self.stream.readable().await;
+    }
+
     /// Close the connection cleanly: send FIN so the addon's client thread ends.
     pub async fn close(mut self) {
         let _ = tokio::time::timeout(Duration::from_secs(1), self.stream.shutdown()).await;

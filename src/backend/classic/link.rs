@@ -22,7 +22,8 @@ use crate::preview::{recordable, recordable_str};
 #[derive(Debug)]
 pub(super) struct ClassicLink {
     conn: Connection,
-    target: Target,
+    /// Whether Blender runs on this machine (it can then hand over files it writes).
+    local: bool,
     config: ClassicConfig,
     /// What the addon said about itself, asked at most once per connection.
     addon: Option<AddonInfo>,
@@ -35,10 +36,10 @@ pub(super) struct ClassicLink {
 type Exchanged = Result<Result<Value, BackendError>, BackendError>;
 
 impl ClassicLink {
-    pub(super) fn new(conn: Connection, target: Target, config: ClassicConfig) -> Self {
+    pub(super) fn new(conn: Connection, target: &Target, config: ClassicConfig) -> Self {
         ClassicLink {
             conn,
-            target,
+            local: target.is_local(),
             config,
             addon: None,
             broken: None,
@@ -199,14 +200,14 @@ impl ClassicLink {
         // The file is removed however this ends, even when the operation is dropped midway.
         let file = if protocol >= 14 {
             None
-        } else if self.target.is_local() {
+        } else if self.local {
             Some(TempFile(std::env::temp_dir().join(format!(
                 "blender-session-mcp-{}.png",
                 uuid::Uuid::new_v4().simple()
             ))))
         } else {
             return Ok(Answer::failed(BackendError::ScreenshotNeedsLocalBlender {
-                target: self.target.clone(),
+                target: Target::new(self.conn.peer().ip().to_string(), self.conn.peer().port()),
                 protocol,
             }));
         };
@@ -285,6 +286,10 @@ impl Link for ClassicLink {
 
     fn read_state(&mut self) -> BoxFuture<'_, Result<Option<Snapshot>, BackendError>> {
         Box::pin(self.state_now())
+    }
+
+    fn wait_reply(&mut self) -> BoxFuture<'_, ()> {
+        Box::pin(self.conn.readable())
     }
 
     fn close(self: Box<Self>) -> BoxFuture<'static, ()> {

@@ -80,8 +80,7 @@ impl Backend for ClassicBackend {
         Box::pin(async move {
             match Connection::connect(target, timeout, self.config.max_reply_bytes).await {
                 Ok(conn) => Ok(
-                    Box::new(ClassicLink::new(conn, target.clone(), self.config.clone()))
-                        as Box<dyn Link>,
+                    Box::new(ClassicLink::new(conn, target, self.config.clone())) as Box<dyn Link>,
                 ),
                 Err(e) => Err(BackendError::Unreachable {
                     target: target.clone(),
