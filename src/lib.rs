@@ -35,7 +35,15 @@
 //!    [`backend::Output`], or the failure Blender reported; the recorded preview; the state
 //!    snapshot if it read one). `Err` from `call` means the link cannot be trusted any more;
 //!    `probe_idle` tells whether an idle link is still fit.
-//! 3. `Registry::with_backend(config, Arc::new(YourBackend))`.
+//! 3. `Registry::with_backend(config, Arc::new(YourBackend))`. The registry's settings that
+//!    shape the classic wire (`max_reply_bytes`, `max_request_bytes`, `track_state`) reach
+//!    only [`session::RegistryConfig::classic_backend`]: another backend takes its own.
+//!
+//! What a link must get right: `call`'s future may be dropped at any await (timeout,
+//! cancellation), so cleanup belongs in `Drop` guards, not after an await; an operation
+//! that may change the scene without reporting the state sets `Answer::read_state`, and the
+//! command path then calls `Link::read_state` under its own timeout; `close` ends the link
+//! cleanly; `Backend::arguments` says what the history records of each operation.
 //!
 //! The command path keeps its guarantees for any backend: one operation per link at a time,
 //! a link whose reply is unaccounted for (timeout, cancellation, broken stream) is dropped,

@@ -44,6 +44,9 @@ pub trait Backend: Send + Sync + std::fmt::Debug + 'static {
 
     /// The backend command an operation is sent as, for history and logs.
     fn command_name(&self, op: &Operation) -> String;
+
+    /// The operation's arguments as the history shows them (bounded previews).
+    fn arguments(&self, op: &Operation) -> serde_json::Value;
 }
 
 /// What an idle link looks like just before it is reused.
@@ -70,10 +73,11 @@ pub trait Link: Send + std::fmt::Debug {
     /// the link too, because a late reply would otherwise answer the next request.
     fn call<'a>(&'a mut self, op: &'a Operation) -> BoxFuture<'a, Result<Answer, BackendError>>;
 
-    /// Whether an operation that completed left the link fit for the next one (a follow-up
-    /// exchange inside it may have broken it).
-    fn usable(&self) -> bool {
-        true
+    /// Blender's state, read after an operation whose answer asked for it
+    /// ([`Answer::read_state`]). Run by the command path under its own timeout, so a slow or
+    /// failed read never changes the operation's own result.
+    fn read_state(&mut self) -> BoxFuture<'_, Result<Option<Snapshot>, BackendError>> {
+        Box::pin(async { Ok(None) })
     }
 
     /// Close the link cleanly.
@@ -89,6 +93,9 @@ pub struct Answer {
     pub recorded: serde_json::Value,
     /// Blender's state after the operation, when the backend read it.
     pub snapshot: Option<Snapshot>,
+    /// Whether the operation may have changed the scene without reporting the state, so the
+    /// command path should call [`Link::read_state`] next.
+    pub read_state: bool,
 }
 
 impl Answer {
@@ -98,6 +105,7 @@ impl Answer {
             output: Err(error),
             recorded: serde_json::Value::Null,
             snapshot: None,
+            read_state: false,
         }
     }
 }
@@ -138,7 +146,7 @@ pub enum BackendError {
     },
     /// The reply grew past the reply cap before it was complete; the link was dropped.
     #[error(
-        "Blender's reply to {command} exceeded the {limit}-byte limit; the read stopped there and the connection was dropped"
+        "Blender's reply to {command} exceeded the {limit}-byte limit; the command ran in Blender but its result was dropped, the read stopped at the limit and the connection was dropped"
     )]
     ReplyTooLarge {
         /// The backend command.

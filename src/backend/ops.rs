@@ -6,9 +6,7 @@
 //! they asked for.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
-
-use crate::preview::recordable_str;
+use serde_json::Value;
 
 /// One thing to ask of Blender.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,21 +38,6 @@ pub enum Operation {
         /// Its parameters, if any.
         params: Option<Value>,
     },
-}
-
-impl Operation {
-    /// The arguments as the history shows them (large values kept as previews).
-    pub fn arguments(&self) -> Value {
-        match self {
-            Operation::ExecuteCode { code } => json!({ "code": recordable_str(code) }),
-            Operation::SceneInfo | Operation::AddonInfo => json!({}),
-            Operation::ObjectInfo { name } => {
-                json!({"type": "get_object_info", "params": {"name": name}})
-            }
-            Operation::Screenshot { max_size } => json!({ "max_size": max_size }),
-            Operation::Raw { command, params } => json!({"type": command, "params": params}),
-        }
-    }
 }
 
 /// The result of an [`Operation`].

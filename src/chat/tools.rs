@@ -11,7 +11,7 @@ use rmcp::service::{RoleClient, RunningService};
 use serde_json::{Map, Value, json};
 
 use super::ChatError;
-use crate::mcp::{BlenderServer, names};
+use crate::mcp::{BlenderServer, names, schema};
 use crate::session::Registry;
 
 /// The tools offered when `--tools` is not given: enough to look at and change the scene, few
@@ -97,221 +97,19 @@ pub fn select(all: &[Tool], wanted: &[String]) -> Result<Vec<ToolSpec>, ChatErro
     Ok(chosen)
 }
 
-/// Simplify an object schema for models served by Ollama: `$ref`s inlined, `null` dropped from
-/// types, defaults, ranges and formats folded into the description, annotation keywords
-/// dropped, and `properties: {}` for tools without arguments. Parameters the chat fills in
-/// itself (`session_id`) are removed.
-pub fn simplify_schema(schema: &Map<String, Value>) -> Value {
-    let defs = schema
-        .get("$defs")
-        .or_else(|| schema.get("definitions"))
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
-    let mut properties = Map::new();
-    if let Some(Value::Object(props)) = schema.get("properties") {
-        for (name, prop) in props {
-            if HIDDEN_PARAMETERS.contains(&name.as_str()) {
-                continue;
-            }
-            properties.insert(name.clone(), simplify_property(prop, &defs, 0));
-        }
-    }
-    let required: Vec<Value> = schema
-        .get("required")
-        .and_then(Value::as_array)
-        .map(|r| {
-            r.iter()
-                .filter(|n| n.as_str().is_some_and(|n| properties.contains_key(n)))
-                .cloned()
-                .collect()
-        })
-        .unwrap_or_default();
-    json!({"type": "object", "properties": properties, "required": required})
+/// Simplify an object schema for models served by Ollama (see [`schema::plain_schema`]);
+/// parameters the chat fills in itself (`session_id`) are removed.
+pub fn simplify_schema(input: &Map<String, Value>) -> Value {
+    schema::plain_schema(input, HIDDEN_PARAMETERS, schema::Defaults::Fold)
 }
 
-fn resolve<'a>(schema: &'a Value, defs: &'a Map<String, Value>) -> &'a Value {
-    match schema.get("$ref").and_then(Value::as_str) {
-        Some(r) => r
-            .rsplit('/')
-            .next()
-            .and_then(|name| defs.get(name))
-            .unwrap_or(schema),
-        None => schema,
-    }
-}
-
-/// The non-null alternative of `anyOf`/`oneOf: [X, {"type": "null"}]`, else the schema itself.
-fn non_null<'a>(schema: &'a Value, defs: &'a Map<String, Value>) -> &'a Value {
-    for key in ["anyOf", "oneOf"] {
-        if let Some(Value::Array(alts)) = schema.get(key) {
-            let rest: Vec<&Value> = alts
-                .iter()
-                .filter(|a| a.get("type").and_then(Value::as_str) != Some("null"))
-                .collect();
-            if rest.len() == 1 {
-                return resolve(rest[0], defs);
-            }
-        }
-    }
-    schema
-}
-
-fn simplify_property(prop: &Value, defs: &Map<String, Value>, depth: usize) -> Value {
-    let resolved = non_null(resolve(prop, defs), defs);
-    let mut out = Map::new();
-    let ty = match resolved.get("type") {
-        Some(Value::String(t)) => Some(t.clone()),
-        Some(Value::Array(ts)) => ts
-            .iter()
-            .filter_map(Value::as_str)
-            .find(|t| *t != "null")
-            .map(str::to_owned),
-        _ => None,
-    };
-    if let Some(t) = &ty {
-        out.insert("type".into(), Value::String(t.clone()));
-    }
-    let mut description = prop
-        .get("description")
-        .or_else(|| resolved.get("description"))
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .trim()
-        .to_owned();
-    let mut notes = Vec::new();
-    let min = resolved.get("minimum").and_then(Value::as_f64);
-    let max = resolved.get("maximum").and_then(Value::as_f64);
-    match (min, max) {
-        (Some(lo), Some(hi)) => notes.push(format!("from {} to {}", num(lo), num(hi))),
-        (Some(lo), None) if lo != 0.0 => notes.push(format!("at least {}", num(lo))),
-        (None, Some(hi)) => notes.push(format!("at most {}", num(hi))),
-        _ => {}
-    }
-    let default = prop.get("default").or_else(|| resolved.get("default"));
-    if let Some(d) = default.filter(|d| !d.is_null()) {
-        notes.push(format!("default {d}"));
-    }
-    if !notes.is_empty() {
-        let joined = notes.join(", ");
-        if !description.contains(&joined) {
-            if !description.is_empty() {
-                description.push(' ');
-            }
-            description.push_str(&format!("({joined})"));
-        }
-    }
-    if !description.is_empty() {
-        out.insert("description".into(), Value::String(description));
-    }
-    if let Some(e) = resolved.get("enum") {
-        out.insert("enum".into(), e.clone());
-    }
-    if ty.as_deref() == Some("array")
-        && let Some(items) = resolved.get("items")
-        && depth < 4
-    {
-        out.insert("items".into(), simplify_property(items, defs, depth + 1));
-    }
-    if ty.as_deref() == Some("object")
-        && let Some(Value::Object(props)) = resolved.get("properties")
-        && depth < 4
-    {
-        let inner: Map<String, Value> = props
-            .iter()
-            .map(|(k, v)| (k.clone(), simplify_property(v, defs, depth + 1)))
-            .collect();
-        out.insert("properties".into(), Value::Object(inner));
-    }
-    Value::Object(out)
-}
-
-fn num(x: f64) -> String {
-    if x.fract() == 0.0 && x.abs() < 1e15 {
-        format!("{}", x as i64)
-    } else {
-        x.to_string()
-    }
-}
-
-/// Coerce a model's arguments to the tool's schema: a JSON string holding the object is
-/// parsed, `"2"` becomes 2 for numbers, `"true"` true for booleans, numbers and booleans
-/// become text for strings, and a JSON string holding an object or array is parsed where
-/// one is expected. Keys the schema does not offer (such as a hallucinated `session_id`) are
-/// dropped.
+/// Coerce a model's arguments to the tool's schema ([`schema::coerce_arguments`], including
+/// numbers and booleans sent where text is expected).
 pub fn coerce_arguments(spec: &ToolSpec, arguments: &Value) -> Map<String, Value> {
-    let object = as_object(arguments);
-    let props = spec
-        .parameters
-        .get("properties")
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
-    object
-        .into_iter()
-        .filter_map(|(key, value)| {
-            let prop = props.get(&key)?;
-            let ty = prop.get("type").and_then(Value::as_str);
-            Some((key, coerce_value(value, ty)))
-        })
-        .collect()
+    schema::coerce_arguments(&spec.parameters, arguments, schema::Coercion::Both)
 }
 
-/// Arguments as an object: an object stays, a string holding one is parsed, anything else
-/// is empty.
-pub fn as_object(arguments: &Value) -> Map<String, Value> {
-    match arguments {
-        Value::Object(map) => map.clone(),
-        Value::String(text) => match serde_json::from_str::<Value>(text) {
-            Ok(Value::Object(map)) => map,
-            _ => Map::new(),
-        },
-        _ => Map::new(),
-    }
-}
-
-fn coerce_value(value: Value, ty: Option<&str>) -> Value {
-    match (ty, value) {
-        (Some("integer"), Value::String(s)) => {
-            let t = s.trim();
-            if let Ok(i) = t.parse::<i64>() {
-                json!(i)
-            } else if let Ok(f) = t.parse::<f64>()
-                && f.fract() == 0.0
-                && f.abs() < 9.0e15
-            {
-                json!(f as i64)
-            } else {
-                Value::String(s)
-            }
-        }
-        (Some("integer"), Value::Number(n)) if n.as_i64().is_none() && n.as_u64().is_none() => {
-            match n.as_f64() {
-                Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => json!(f as i64),
-                _ => Value::Number(n),
-            }
-        }
-        (Some("number"), Value::String(s)) => match s.trim().parse::<f64>() {
-            Ok(f) if f.is_finite() => json!(f),
-            _ => Value::String(s),
-        },
-        (Some("boolean"), Value::String(s)) => match s.trim().to_ascii_lowercase().as_str() {
-            "true" | "yes" | "1" => Value::Bool(true),
-            "false" | "no" | "0" => Value::Bool(false),
-            _ => Value::String(s),
-        },
-        (Some("boolean"), Value::Number(n)) if n.as_i64() == Some(0) || n.as_i64() == Some(1) => {
-            Value::Bool(n.as_i64() == Some(1))
-        }
-        (Some("string"), Value::Number(n)) => Value::String(n.to_string()),
-        (Some("string"), Value::Bool(b)) => Value::String(b.to_string()),
-        (Some("object" | "array"), Value::String(s)) => match serde_json::from_str::<Value>(&s) {
-            Ok(v @ (Value::Object(_) | Value::Array(_))) => v,
-            _ => Value::String(s),
-        },
-        (_, v) => v,
-    }
-}
+pub use schema::as_object;
 
 /// What one tool call gave back.
 #[derive(Debug, Clone)]

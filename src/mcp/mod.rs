@@ -4,34 +4,51 @@
 //! message saying what happened and what to do ([`errors`]); JSON-RPC errors are left to
 //! rmcp for requests that cannot be routed.
 //!
-//! - [`names`]: the tool names; [`params`]: their parameters (the schemas models read).
-//! - [`errors`]: the advice added to lower layers' errors.
-//! - [`stdio`]: the stdio transport.
+//! - [`tools`]: the tools; [`names`]: their names; [`params`]: their parameters;
+//!   [`catalog`]: the published list (plain input schemas, titles, output schemas);
+//!   [`schema`]: lenient arguments (string forms coerced, errors naming the parameter).
+//! - [`resources`], [`prompts`]: resources with subscriptions, and prompts; completions of
+//!   session ids.
+//! - [`progress`]: progress notifications for long calls; [`notify`]: resource updates and
+//!   log messages driven by the session events.
+//! - [`errors`]: the advice added to lower layers' errors; [`stdio`]: the stdio transport.
 
+pub mod catalog;
 pub mod errors;
 pub mod names;
+pub mod notify;
 pub mod params;
+pub mod progress;
+pub mod prompts;
+pub mod resources;
+pub mod schema;
 pub mod stdio;
+pub mod tools;
 
 use std::sync::{Arc, Mutex};
 
-use base64::Engine;
-use rmcp::handler::server::{router::tool::ToolRouter, wrapper::Parameters};
-use rmcp::model::{CallToolResult, ContentBlock, Implementation, ServerCapabilities, ServerConfig};
-use rmcp::service::RequestContext;
-use rmcp::{RoleServer, ServerHandler, tool, tool_handler, tool_router};
-use serde::Serialize;
-use serde_json::{Value, json};
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::tool::ToolCallContext;
+#[allow(deprecated)]
+use rmcp::model::SetLevelRequestParams;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestParams, CompleteResult,
+    CompletionInfo, ContentBlock, GetPromptRequestParams, GetPromptResponse, Implementation,
+    ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult,
+    PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult,
+    ServerCapabilities, ServerConfig, SubscribeRequestParams, SubscriptionFilter, Tool,
+    UnsubscribeRequestParams,
+};
+use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
+use rmcp::{ErrorData, RoleServer, ServerHandler};
+use serde_json::Value;
+use tokio_util::sync::{CancellationToken, DropGuard};
 
-use crate::backend::Target;
 use crate::session::{Call, Registry, SessionError};
 
 pub use errors::error_text;
-
-use params::{
-    BlenderCommandParams, CreateSessionParams, ExecuteCodeParams, HistoryParams, ObjectInfoParams,
-    ScreenshotParams, SessionParams,
-};
+use notify::Interests;
+use resources::Uri;
 
 const INSTRUCTIONS: &str = "\
 This server drives a running Blender (with the BlenderMCP addon) through sessions.
@@ -47,7 +64,9 @@ means that happened: omit session_id or call list_sessions.
 Use get_scene_info to see the scene (every object, the selection), execute_blender_code to \
 change it (print() what you want back; each call has a fresh namespace with bpy imported), \
 get_object_info for one object, get_viewport_screenshot to look at it, and blender_command \
-for any other addon command. get_session_info shows the tracked state without asking Blender.";
+for any other addon command. get_session_info shows the tracked state without asking Blender. \
+The same facts are resources (blender://sessions, blender://sessions/{session_id} and \
+blender://sessions/{session_id}/history); long calls send progress notifications.";
 
 /// What the server knows of the one client it serves.
 #[derive(Debug)]
@@ -56,6 +75,12 @@ struct ClientContext {
     user: String,
     /// The client's default session, once it has one.
     default_session: Mutex<Option<String>>,
+    /// What it subscribed to and the log level it set.
+    interests: Arc<Interests>,
+    /// Stops this client's notification task.
+    stop: CancellationToken,
+    /// Fires `stop` when the client's handler goes away.
+    _stop: DropGuard,
 }
 
 /// The MCP server for one client. Create one per client connection with
@@ -65,6 +90,7 @@ struct ClientContext {
 pub struct BlenderServer {
     registry: Registry,
     client: Arc<ClientContext>,
+    tools: Arc<Vec<Tool>>,
     tool_router: ToolRouter<BlenderServer>,
 }
 
@@ -77,46 +103,26 @@ impl std::fmt::Debug for BlenderServer {
     }
 }
 
-fn error_result(e: &SessionError) -> CallToolResult {
-    CallToolResult::error(vec![ContentBlock::text(error_text(e))])
-}
-
-/// A tool result from a session call: structured JSON on success, an `isError` text otherwise.
-fn respond<T: Serialize>(result: Result<T, SessionError>) -> CallToolResult {
-    match result {
-        Ok(value) => json_result(&value),
-        Err(e) => error_result(&e),
-    }
-}
-
-fn json_result<T: Serialize>(value: &T) -> CallToolResult {
-    match serde_json::to_value(value) {
-        Ok(v) => {
-            let text = serde_json::to_string_pretty(&v).unwrap_or_else(|_| v.to_string());
-            let mut result = CallToolResult::structured(v);
-            result.content = vec![ContentBlock::text(text)];
-            result
-        }
-        Err(e) => CallToolResult::error(vec![ContentBlock::text(format!(
-            "internal error: could not serialize the result: {e}"
-        ))]),
-    }
-}
-
 impl BlenderServer {
     /// A server for one new client over `registry`, with no default session yet.
     pub fn new(registry: Registry) -> Self {
+        let router = Self::tool_router();
+        let stop = CancellationToken::new();
         BlenderServer {
             registry,
             client: Arc::new(ClientContext {
                 user: "local".into(),
                 default_session: Mutex::new(None),
+                interests: Arc::new(Interests::default()),
+                _stop: stop.clone().drop_guard(),
+                stop,
             }),
-            tool_router: Self::tool_router(),
+            tools: Arc::new(catalog::tools(&router)),
+            tool_router: router,
         }
     }
 
-    fn default_session(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+    pub(super) fn default_session(&self) -> std::sync::MutexGuard<'_, Option<String>> {
         self.client
             .default_session
             .lock()
@@ -130,7 +136,7 @@ impl BlenderServer {
 
     /// The session a call addresses: the given id, or the caller's default session (created
     /// when there is none or it was closed).
-    async fn session(&self, session_id: Option<String>) -> Result<String, SessionError> {
+    pub(super) async fn session(&self, session_id: Option<String>) -> Result<String, SessionError> {
         if let Some(id) = session_id.filter(|s| !s.trim().is_empty()) {
             return Ok(id);
         }
@@ -153,273 +159,249 @@ impl BlenderServer {
         Ok(id)
     }
 
-    fn call(tool: &str, ctx: &RequestContext<RoleServer>) -> Call {
+    pub(super) fn call(tool: &str, ctx: &RequestContext<RoleServer>) -> Call {
         Call::new(tool).with_cancel(ctx.ct.clone())
     }
 }
 
-#[tool_router]
 impl BlenderServer {
-    /// Run Python code inside Blender and return what it printed.
-    #[tool(
-        description = "Run Python code inside Blender (bpy is imported; fresh namespace each call) and return exactly what it printed. If the code raises, the result is an error carrying the Python traceback and the output printed before the exception. The session's tracked state (objects, selection) is refreshed in the same round trip.",
-        annotations(
-            title = "Execute Blender Python",
-            read_only_hint = false,
-            destructive_hint = true,
-            open_world_hint = false
-        )
-    )]
-    async fn execute_blender_code(
-        &self,
-        Parameters(p): Parameters<ExecuteCodeParams>,
-        ctx: RequestContext<RoleServer>,
-    ) -> CallToolResult {
-        let call = Self::call(names::EXECUTE_BLENDER_CODE, &ctx);
-        let result = async {
-            let id = self.session(p.session_id).await?;
-            self.registry.execute_code(&id, &p.code, &call).await
-        }
-        .await;
-        match result {
-            Ok(out) if out.stdout.is_empty() => CallToolResult::success(vec![ContentBlock::text(
-                "(the code ran and printed nothing)",
-            )]),
-            Ok(out) => CallToolResult::success(vec![ContentBlock::text(out.stdout)]),
-            Err(e) => error_result(&e),
-        }
+    fn published(&self, name: &str) -> Option<&Tool> {
+        self.tools.iter().find(|t| t.name == name)
     }
 
-    /// Read the whole scene from Blender.
-    #[tool(
-        description = "Read the current Blender scene: its name, every object (name, type, location), the selection (active and selected objects) and the number of materials. Always asks Blender (a person may have changed the scene in the GUI) and refreshes the session's tracked state.",
-        annotations(
-            title = "Get scene info",
-            read_only_hint = true,
-            open_world_hint = false
-        )
-    )]
-    async fn get_scene_info(
-        &self,
-        Parameters(p): Parameters<SessionParams>,
-        ctx: RequestContext<RoleServer>,
-    ) -> CallToolResult {
-        let call = Self::call(names::GET_SCENE_INFO, &ctx);
-        let result = async {
-            let id = self.session(p.session_id).await?;
-            let info = self.registry.scene_info(&id, &call).await?;
-            let mut info = serde_json::to_value(info).unwrap_or(Value::Null);
-            if let Value::Object(map) = &mut info {
-                map.insert("session_id".into(), Value::String(id));
-            }
-            Ok::<_, SessionError>(info)
-        }
-        .await;
-        respond(result)
+    fn resource_error(e: &SessionError, uri: &str) -> ErrorData {
+        ErrorData::resource_not_found(format!("{uri}: {}", error_text(e)), None)
     }
 
-    /// Detailed information about one object.
-    #[tool(
-        description = "Get details of one object by exact name: type, location, rotation, scale, visibility, materials, and for meshes the bounding box and vertex/edge/polygon counts.",
-        annotations(
-            title = "Get object info",
-            read_only_hint = true,
-            open_world_hint = false
-        )
-    )]
-    async fn get_object_info(
-        &self,
-        Parameters(p): Parameters<ObjectInfoParams>,
-        ctx: RequestContext<RoleServer>,
-    ) -> CallToolResult {
-        let call = Self::call(names::GET_OBJECT_INFO, &ctx);
-        let result = async {
-            let id = self.session(p.session_id).await?;
-            self.registry.object_info(&id, &p.name, &call).await
-        }
-        .await;
-        respond(result)
-    }
-
-    /// A PNG screenshot of Blender's 3D viewport.
-    #[tool(
-        description = "Capture Blender's 3D viewport as a PNG image. max_size bounds the longest side in pixels (default 800).",
-        annotations(
-            title = "Viewport screenshot",
-            read_only_hint = true,
-            open_world_hint = false
-        )
-    )]
-    async fn get_viewport_screenshot(
-        &self,
-        Parameters(p): Parameters<ScreenshotParams>,
-        ctx: RequestContext<RoleServer>,
-    ) -> CallToolResult {
-        let call = Self::call(names::GET_VIEWPORT_SCREENSHOT, &ctx);
-        let max_size = p.max_size.unwrap_or(800).clamp(16, 8192);
-        let result = async {
-            let id = self.session(p.session_id).await?;
-            self.registry.screenshot(&id, max_size, &call).await
-        }
-        .await;
-        match result {
-            Ok(shot) => {
-                let data = base64::engine::general_purpose::STANDARD.encode(&shot.png);
-                CallToolResult::success(vec![ContentBlock::image(data, "image/png")])
-            }
-            Err(e) => error_result(&e),
-        }
-    }
-
-    /// Send any other addon command.
-    #[tool(
-        description = "Send any other BlenderMCP addon command by type with its params object, and return its raw result, e.g. {\"type\": \"get_polyhaven_status\"}. Prefer the dedicated tools for scene info, objects, code and screenshots.",
-        annotations(
-            title = "Raw addon command",
-            read_only_hint = false,
-            destructive_hint = true,
-            open_world_hint = true
-        )
-    )]
-    async fn blender_command(
-        &self,
-        Parameters(p): Parameters<BlenderCommandParams>,
-        ctx: RequestContext<RoleServer>,
-    ) -> CallToolResult {
-        let call = Self::call(names::BLENDER_COMMAND, &ctx);
-        let result = async {
-            let id = self.session(p.session_id).await?;
-            self.registry
-                .send_command_as(&id, &p.command_type, p.params.map(Value::Object), &call)
-                .await
-        }
-        .await;
-        respond(result)
-    }
-
-    /// Create a new session.
-    #[tool(
-        description = "Create a new session (its own connection, state and history) and return its info, including session_id. Only needed to drive another Blender (blender_host/blender_port) or to keep a separate history: other tools use your default session when session_id is omitted.",
-        annotations(
-            title = "Create session",
-            read_only_hint = false,
-            destructive_hint = false,
-            idempotent_hint = false,
-            open_world_hint = false
-        )
-    )]
-    async fn create_session(
-        &self,
-        Parameters(p): Parameters<CreateSessionParams>,
-    ) -> CallToolResult {
-        let defaults = &self.registry.config().default_target;
-        let target = Target::new(
-            p.blender_host.unwrap_or_else(|| defaults.host.clone()),
-            p.blender_port.unwrap_or(defaults.port),
-        );
-        let result = async {
-            let id = self.registry.create_session(Some(target)).await?;
-            self.registry.get_session_info(&id)
-        }
-        .await;
-        respond(result)
-    }
-
-    /// List live sessions.
-    #[tool(
-        description = "List every live session with its connection status, tracked state, command count and idle time.",
-        annotations(
-            title = "List sessions",
-            read_only_hint = true,
-            open_world_hint = false
-        )
-    )]
-    async fn list_sessions(&self) -> CallToolResult {
-        let sessions = self.registry.list_sessions();
-        let default = self.default_session().clone();
-        json_result(
-            &json!({"sessions": sessions, "count": sessions.len(), "default_session": default}),
-        )
-    }
-
-    /// A session's info.
-    #[tool(
-        description = "Show a session's tracked state without asking Blender: connection status, objects, selection, last command and result, command count, idle time.",
-        annotations(
-            title = "Get session info",
-            read_only_hint = true,
-            open_world_hint = false
-        )
-    )]
-    async fn get_session_info(&self, Parameters(p): Parameters<SessionParams>) -> CallToolResult {
-        let result = async {
-            let id = self.session(p.session_id).await?;
-            self.registry.get_session_info(&id)
-        }
-        .await;
-        respond(result)
-    }
-
-    /// A session's command history.
-    #[tool(
-        description = "Show a session's command history, oldest first: sequence number, timestamp, addon command, tool, arguments, outcome (success, error, timeout, cancelled, connection_lost, unreachable), result or message, and duration in seconds.",
-        annotations(
-            title = "Get session history",
-            read_only_hint = true,
-            open_world_hint = false
-        )
-    )]
-    async fn get_session_history(
-        &self,
-        Parameters(p): Parameters<HistoryParams>,
-    ) -> CallToolResult {
-        let result = async {
-            let id = self.session(p.session_id).await?;
-            self.registry.get_session_history(&id, p.limit)
-        }
-        .await;
-        respond(result)
-    }
-
-    /// Close a session.
-    #[tool(
-        description = "Close a session and its Blender connection, returning its final info. Closing your default session is fine: the next call without session_id creates a new one.",
-        annotations(
-            title = "Close session",
-            read_only_hint = false,
-            destructive_hint = true,
-            idempotent_hint = false,
-            open_world_hint = false
-        )
-    )]
-    async fn close_session(&self, Parameters(p): Parameters<SessionParams>) -> CallToolResult {
-        let id = match p.session_id.filter(|s| !s.trim().is_empty()) {
-            Some(id) => Some(id),
-            None => self.default_session().clone(),
-        };
-        let Some(id) = id else {
-            return error_result(&SessionError::NotFound(
-                "(no session_id given and no default session exists yet)".into(),
-            ));
-        };
-        respond(
-            self.registry
-                .close_session(&id)
-                .await
-                .map(|info| json!({"closed": true, "session": info})),
-        )
+    /// Session ids starting with `prefix`, for completions.
+    fn session_ids(&self, prefix: &str) -> Vec<String> {
+        self.registry
+            .list_sessions()
+            .into_iter()
+            .map(|s| s.session_id)
+            .filter(|id| id.starts_with(prefix))
+            .take(CompletionInfo::MAX_VALUES)
+            .collect()
     }
 }
 
-#[tool_handler(router = self.tool_router)]
 impl ServerHandler for BlenderServer {
+    #[allow(deprecated)] // enable_logging: see notify.rs
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_server_info(Implementation::new(
-                env!("CARGO_PKG_NAME"),
-                env!("CARGO_PKG_VERSION"),
-            ))
-            .with_instructions(INSTRUCTIONS)
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_resources()
+                .enable_resources_subscribe()
+                .enable_prompts()
+                .enable_logging()
+                .enable_completions()
+                .build(),
+        )
+        .with_server_info(Implementation::new(
+            env!("CARGO_PKG_NAME"),
+            env!("CARGO_PKG_VERSION"),
+        ))
+        .with_instructions(INSTRUCTIONS)
+    }
+
+    /// Arguments are coerced to the published schema (string forms of numbers, booleans and
+    /// objects) and checked, so an argument that does not fit is refused naming the parameter.
+    async fn call_tool(
+        &self,
+        mut request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        if let Some(tool) = self.published(&request.name) {
+            let parameters = Value::Object((*tool.input_schema).clone());
+            let given = Value::Object(request.arguments.take().unwrap_or_default());
+            let arguments =
+                schema::coerce_arguments(&parameters, &given, schema::Coercion::FromStrings);
+            if let Err(problem) = schema::check_arguments(&parameters, &arguments) {
+                return Ok(CallToolResult::error(vec![ContentBlock::text(format!(
+                    "{problem} See the {} tool's input schema.",
+                    request.name
+                ))])
+                .into());
+            }
+            request.arguments = Some(arguments);
+        }
+        let tcc = ToolCallContext::new(self, request, context);
+        self.tool_router.call(tcc).await
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        Ok(ListToolsResult::with_all_items(self.tools.as_ref().clone()))
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        self.published(name).cloned()
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        Ok(ListResourcesResult::with_all_items(resources::list()))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        Ok(ListResourceTemplatesResult::with_all_items(
+            resources::templates(),
+        ))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        let uri = Uri::parse(&request.uri).ok_or_else(|| {
+            ErrorData::resource_not_found(
+                format!(
+                    "no resource {}; resources/list and resources/templates/list show them",
+                    request.uri
+                ),
+                None,
+            )
+        })?;
+        let contents = resources::read(&self.registry, &uri, self.default_session().clone())
+            .map_err(|e| Self::resource_error(&e, &request.uri))?;
+        Ok(ReadResourceResult::new(vec![contents]).into())
+    }
+
+    #[allow(deprecated)]
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        if Uri::parse(&request.uri).is_none() {
+            return Err(ErrorData::resource_not_found(
+                format!("no resource {}", request.uri),
+                None,
+            ));
+        }
+        notify::subscribed(&self.client.interests).insert(request.uri);
+        Ok(())
+    }
+
+    #[allow(deprecated)]
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        notify::subscribed(&self.client.interests).remove(&request.uri);
+        Ok(())
+    }
+
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        let mut accepted = SubscriptionFilter::new();
+        accepted.resource_subscriptions = requested.resource_subscriptions.as_ref().map(|uris| {
+            uris.iter()
+                .filter(|u| Uri::parse(u).is_some())
+                .cloned()
+                .collect()
+        });
+        Some(accepted)
+    }
+
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
+        let wanted: Vec<String> = context
+            .accepted()
+            .resource_subscriptions
+            .clone()
+            .unwrap_or_default();
+        let mut events = self.registry.subscribe();
+        loop {
+            let event = tokio::select! {
+                _ = context.cancelled() => return Ok(()),
+                _ = self.client.stop.cancelled() => return Ok(()),
+                e = events.recv() => match e {
+                    Ok(e) => e,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return Ok(()),
+                },
+            };
+            for uri in resources::updated_by(&event) {
+                let uri = uri.text();
+                if wanted.contains(&uri)
+                    && context.sink().notify_resource_updated(uri).await.is_err()
+                {
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        Ok(ListPromptsResult::with_all_items(prompts::list()))
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        let args = request.arguments.unwrap_or_default();
+        prompts::get(
+            &self.registry,
+            self.default_session().clone(),
+            &request.name,
+            &args,
+        )
+        .map(Into::into)
+        .map_err(|e| ErrorData::invalid_params(e, None))
+    }
+
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, ErrorData> {
+        let values = if request.argument.name == "session_id" {
+            self.session_ids(&request.argument.value)
+        } else {
+            Vec::new()
+        };
+        let info = CompletionInfo::new(values).map_err(|e| ErrorData::internal_error(e, None))?;
+        Ok(CompleteResult::new(info))
+    }
+
+    #[allow(deprecated)]
+    async fn set_level(
+        &self,
+        request: SetLevelRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        *notify::level(&self.client.interests) = Some(request.level);
+        Ok(())
+    }
+
+    async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
+        tokio::spawn(notify::forward(
+            context.peer.clone(),
+            Arc::downgrade(&self.client.interests),
+            self.registry.subscribe(),
+            self.client.stop.clone(),
+        ));
     }
 }
 

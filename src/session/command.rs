@@ -59,13 +59,15 @@ impl Registry {
 
         // The link stays locked until the entry is recorded, so history order is the order
         // the commands went over the wire.
-        let (answer, _link) = match self.backend().admit(&op) {
-            Err(e) => (Ok(Answer::failed(e)), None),
+        let (answer, link) = match self.backend().admit(&op) {
+            Err(e) => (Err(SessionError::Backend(e)), None),
             Ok(()) => {
                 tracing::info!("→ Command sent: {command} (session: {id})");
                 self.exchange(live, &op, &command, call).await
             }
         };
+        // Blender answered (whatever it said), as opposed to never being reached or heard.
+        let answered = answer.is_ok();
         let (output, recorded, snapshot) = match answer {
             Ok(a) => (
                 a.output.map_err(SessionError::Backend),
@@ -92,14 +94,34 @@ impl Registry {
             timestamp,
             command,
             tool: call.tool.clone(),
-            arguments: crate::preview::recordable(&op.arguments()),
+            arguments: self.backend().arguments(&op),
             outcome,
             result: message.is_none().then_some(recorded),
             message,
             duration,
         };
-        records.command_finished(&live.record, entry, last_result, snapshot.as_ref());
+        records.command_finished(
+            &live.record,
+            entry,
+            last_result,
+            snapshot.as_ref(),
+            answered,
+        );
+        drop(link);
+        self.close_if_closed(live).await;
         output
+    }
+
+    /// A session closed while one of its commands held the link: `finish` could not take the
+    /// link then, so whoever releases it last closes it.
+    async fn close_if_closed(&self, live: &Live) {
+        if !live.closed.is_cancelled() {
+            return;
+        }
+        let link = live.link.try_lock().ok().and_then(|mut slot| slot.take());
+        if let Some(link) = link {
+            link.close().await;
+        }
     }
 
     /// Open the session's link now, if it has none, without recording a command. Never waits
@@ -107,20 +129,25 @@ impl Registry {
     pub async fn connect_session(&self, id: &str) {
         let Ok(busy) = self.begin(id) else { return };
         let live = busy.live();
-        let mut slot = tokio::select! {
-            _ = live.closed.cancelled() => return,
-            slot = live.link.lock() => slot,
-        };
-        if slot.is_some() {
-            return;
+        {
+            let mut slot = tokio::select! {
+                biased;
+                _ = live.closed.cancelled() => return,
+                slot = live.link.lock() => slot,
+            };
+            if slot.is_some() {
+                return;
+            }
+            tokio::select! {
+                biased;
+                _ = live.closed.cancelled() => {}
+                link = self.ready_link(live, &mut slot) => match link {
+                    Ok(link) => *slot = Some(link),
+                    Err(e) => tracing::warn!("✗ Blender not reachable for session {id}: {e}"),
+                },
+            }
         }
-        tokio::select! {
-            _ = live.closed.cancelled() => {}
-            link = self.ready_link(live, &mut slot) => match link {
-                Ok(link) => *slot = Some(link),
-                Err(e) => tracing::warn!("✗ Blender not reachable for session {id}: {e}"),
-            },
-        }
+        self.close_if_closed(live).await;
     }
 
     /// Carry out one operation on the session's link, owning the link for the whole
@@ -165,8 +192,30 @@ impl Registry {
                 Ok(Ok(answer)) => Ok(answer),
             },
         };
-        match &result {
-            Ok(_) if link.usable() => {
+        let mut result = result;
+        let mut broken = None;
+        if let Ok(answer) = &mut result
+            && answer.read_state
+        {
+            // The operation asked for a state read of our own: under its own timeout, and a
+            // failure drops the link but never changes the operation's result.
+            let read = tokio::select! {
+                biased;
+                _ = live.closed.cancelled() => Err("the session was closed during the state read".to_owned()),
+                _ = call.cancel.cancelled() => Err("the call was cancelled during the state read".to_owned()),
+                r = tokio::time::timeout(timeout, link.read_state()) => match r {
+                    Err(_) => Err(format!("the state read got no reply within {timeout:?}")),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Ok(Ok(snapshot)) => Ok(snapshot),
+                },
+            };
+            match read {
+                Ok(snapshot) => answer.snapshot = snapshot,
+                Err(why) => broken = Some(why),
+            }
+        }
+        match (&result, broken) {
+            (Ok(_), None) => {
                 if live.closed.is_cancelled() {
                     // Closed while we finished: nobody else will close this link.
                     link.close().await;
@@ -174,14 +223,12 @@ impl Registry {
                     *slot = Some(link);
                 }
             }
-            Ok(_) => {
+            (Ok(_), Some(why)) => {
                 drop(link);
-                self.records().connection_down(
-                    &live.record,
-                    "the connection broke after the command answered".into(),
-                );
+                tracing::warn!("connection of session {} dropped: {why}", live.id);
+                self.records().connection_down(&live.record, why);
             }
-            Err(e) => {
+            (Err(e), _) => {
                 // Never reuse a link whose reply is unaccounted for.
                 drop(link);
                 self.records().connection_down(&live.record, e.to_string());

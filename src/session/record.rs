@@ -74,6 +74,9 @@ pub struct SessionRecord {
     pub connection: ConnectionFacts,
     /// The bounded command history.
     pub history: History,
+    /// Whether the session was closed.
+    #[serde(default)]
+    pub closed: bool,
 }
 
 impl SessionRecord {
@@ -87,6 +90,7 @@ impl SessionRecord {
             state: SessionState::default(),
             connection: ConnectionFacts::default(),
             history: History::new(history_limit),
+            closed: false,
         }
     }
 

@@ -406,9 +406,12 @@ impl Registry {
         if let Some(link) = link {
             link.close().await;
         }
-        let now = self.inner.records.clock().now();
-        let info = match self.inner.records.close(&live.id, reason) {
-            Some(record) => record.info(now, live.in_flight() > 0),
+        let info = match self
+            .inner
+            .records
+            .close(&live.id, reason, live.in_flight() > 0)
+        {
+            Some(info) => info,
             None => self.info_of(&live),
         };
         tracing::info!("✓ Session {}: {}", reason.log_text(), live.id);

@@ -15,7 +15,7 @@ use crate::backend::{Selection, Snapshot, Target};
 use super::clock::Clock;
 use super::events::{CloseReason, Event, EventKind};
 use super::history::HistoryEntry;
-use super::record::SessionRecord;
+use super::record::{SessionInfo, SessionRecord};
 
 /// How many events a slow subscriber may fall behind before it misses some.
 const EVENT_BUFFER: usize = 1024;
@@ -99,29 +99,25 @@ impl Records {
         (id, handle)
     }
 
-    /// Remove a record; it is returned with the connection marked down.
-    pub fn close(&self, id: &str, reason: CloseReason) -> Option<SessionRecord> {
+    /// Remove a record and mark it closed (nothing about it is published afterwards, even by
+    /// a command still finishing on it). Returns its final info, `busy` when a command is
+    /// still queued or running on it.
+    pub fn close(&self, id: &str, reason: CloseReason, busy: bool) -> Option<SessionInfo> {
         let handle = self.map().remove(id)?;
-        let record = {
+        let info = {
             let mut r = lock(&handle);
             r.connection.connected = false;
-            r.clone()
+            r.closed = true;
+            r.info(self.clock.now(), busy)
         };
         self.publish(id, || EventKind::SessionClosed { reason });
-        Some(record)
-    }
-
-    /// Note activity (a command queued or ended) without any other change.
-    pub fn touch(&self, record: &RecordRef) {
-        lock(record).last_activity = self.clock.now();
+        Some(info)
     }
 
     /// A command was accepted.
     pub fn command_started(&self, record: &RecordRef, command: &str, tool: &str) {
-        let id = {
-            let mut r = lock(record);
-            r.last_activity = self.clock.now();
-            r.id.clone()
+        let Some(id) = self.change(record, |r| r.last_activity = self.clock.now()) else {
+            return;
         };
         self.publish(&id, || EventKind::CommandStarted {
             command: command.to_owned(),
@@ -137,13 +133,14 @@ impl Records {
         entry: HistoryEntry,
         last_result: serde_json::Value,
         snapshot: Option<&Snapshot>,
+        answered: bool,
     ) -> u64 {
         let listening = self.events.receiver_count() > 0;
         let now = self.clock.now();
         let (id, seq, recorded, change) = {
             let mut r = lock(record);
             r.last_activity = now;
-            if entry.outcome == super::history::Outcome::Success {
+            if answered {
                 r.connection.last_heartbeat = Some(now);
             }
             r.state.last_command = Some(entry.command.clone());
@@ -157,9 +154,10 @@ impl Records {
                 }
                 None => None,
             };
+            let listening = listening && !r.closed;
             let recorded = listening.then(|| entry.clone());
             let seq = r.history.push(entry);
-            (r.id.clone(), seq, recorded, change)
+            (r.id.clone(), seq, recorded, change.filter(|_| listening))
         };
         if let Some(mut entry) = recorded {
             entry.seq = seq;
@@ -173,12 +171,12 @@ impl Records {
 
     /// A connection was opened.
     pub fn connection_opened(&self, record: &RecordRef) {
-        let id = {
-            let mut r = lock(record);
+        let Some(id) = self.change(record, |r| {
             r.connection.connected = true;
             r.connection.last_error = None;
             r.connection.connections_opened += 1;
-            r.id.clone()
+        }) else {
+            return;
         };
         self.publish(&id, || EventKind::Connection {
             connected: true,
@@ -188,12 +186,13 @@ impl Records {
 
     /// A connection attempt failed, or an open connection was dropped.
     pub fn connection_down(&self, record: &RecordRef, error: String) {
-        let (id, was_up) = {
-            let mut r = lock(record);
-            let was_up = r.connection.connected;
+        let mut was_up = false;
+        let Some(id) = self.change(record, |r| {
+            was_up = r.connection.connected;
             r.connection.connected = false;
             r.connection.last_error = Some(error.clone());
-            (r.id.clone(), was_up)
+        }) else {
+            return;
         };
         if was_up {
             self.publish(&id, || EventKind::Connection {
@@ -201,6 +200,14 @@ impl Records {
                 error: Some(error),
             });
         }
+    }
+
+    /// Apply `f` to a record; its id when the change is to be published (someone listens and
+    /// the session is not closed).
+    fn change(&self, record: &RecordRef, f: impl FnOnce(&mut SessionRecord)) -> Option<String> {
+        let mut r = lock(record);
+        f(&mut r);
+        (self.events.receiver_count() > 0 && !r.closed).then(|| r.id.clone())
     }
 
     /// Overwrite parts of the tracked state (the design's `update_state`).
@@ -264,4 +271,72 @@ fn state_change(before: &[String], selection: &Selection, after: &Snapshot) -> O
         removed,
         selection: now_selected,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::history::Outcome;
+
+    fn entry() -> HistoryEntry {
+        HistoryEntry {
+            seq: 0,
+            timestamp: 0.0,
+            command: "execute_code".into(),
+            tool: "t".into(),
+            arguments: serde_json::json!({}),
+            outcome: Outcome::Success,
+            result: None,
+            message: None,
+            duration: 0.0,
+        }
+    }
+
+    fn kinds(rx: &mut broadcast::Receiver<Event>) -> Vec<String> {
+        let mut out = Vec::new();
+        while let Ok(e) = rx.try_recv() {
+            let v = serde_json::to_value(&e).expect("serializes");
+            out.push(v["event"].as_str().unwrap_or("?").to_owned());
+        }
+        out
+    }
+
+    #[test]
+    fn every_change_is_one_event_and_nothing_follows_a_close() {
+        let records = Records::new(Clock::new());
+        let mut rx = records.subscribe();
+        let (id, r) = records.create(|| "s-1".into(), Target::new("127.0.0.1", 1), 10);
+        records.connection_opened(&r);
+        records.command_started(&r, "execute_code", "t");
+        let snap = Snapshot {
+            scene: None,
+            objects: vec!["Cube".into()],
+            active: Some("Cube".into()),
+            selected: vec!["Cube".into()],
+        };
+        assert_eq!(
+            records.command_finished(&r, entry(), serde_json::json!(null), Some(&snap), true),
+            1
+        );
+        // The same state again is no state change.
+        records.command_finished(&r, entry(), serde_json::json!(null), Some(&snap), true);
+        assert_eq!(
+            kinds(&mut rx),
+            [
+                "session_created",
+                "connection",
+                "command_started",
+                "command_finished",
+                "state_changed",
+                "command_finished"
+            ]
+        );
+        let info = records
+            .close(&id, CloseReason::Closed, false)
+            .expect("closed");
+        assert_eq!(info.command_count, 2);
+        records.command_finished(&r, entry(), serde_json::json!(null), None, true);
+        records.connection_down(&r, "gone".into());
+        assert_eq!(kinds(&mut rx), ["session_closed"]);
+    }
 }

@@ -92,11 +92,13 @@ impl ClassicLink {
                     stdout: out.stdout,
                 }),
                 snapshot,
+                read_state: false,
             },
             None => Answer {
                 recorded: json!({ "stdout": recordable_str(&out.stdout) }),
                 output: Ok(Output::Code(CodeOutput { stdout: out.stdout })),
                 snapshot,
+                read_state: false,
             },
         })
     }
@@ -120,50 +122,50 @@ impl ClassicLink {
                     .unwrap_or(Value::Null),
                 snapshot: Some(info.snapshot()),
                 output: Ok(Output::Scene(info)),
+                read_state: false,
             },
             Err(problem) => Answer::failed(BackendError::Unexpected(problem)),
         })
     }
 
-    /// Any addon command; one that may change the scene is followed by a state read when
-    /// state tracking is on (a failure of that read does not change the command's result).
+    /// Any addon command; one that may change the scene asks for a state read after it when
+    /// state tracking is on.
     async fn raw(
         &mut self,
         command: &str,
-        params: Option<Value>,
+        params: Option<&Value>,
         wrap: fn(Value) -> Output,
     ) -> Result<Answer, BackendError> {
-        let result = match self.exchange(command, params.as_ref()).await? {
+        let result = match self.exchange(command, params).await? {
             Ok(result) => result,
             Err(e) => return Ok(Answer::failed(e)),
         };
         if let Some(answer) = in_band(&result) {
             return Ok(answer);
         }
-        let snapshot = if self.config.track_state && !is_read_only(command) {
-            self.read_state().await
-        } else {
-            None
-        };
         Ok(Answer {
             recorded: recordable(&result),
             output: Ok(wrap(result)),
-            snapshot,
+            snapshot: None,
+            read_state: self.config.track_state && !is_read_only(command),
         })
     }
 
-    /// The scene state through the wrapper with no user code.
-    async fn read_state(&mut self) -> Option<Snapshot> {
+    /// The scene state through the wrapper with no user code. `Ok(None)` when Blender
+    /// answered without a usable report.
+    async fn state_now(&mut self) -> Result<Option<Snapshot>, BackendError> {
         let (program, markers) = script::wrap_user_code("", true);
-        match self
-            .exchange("execute_code", Some(&json!({ "code": program })))
-            .await
-        {
-            Ok(Ok(result)) => script::parse_wrapped(result, &markers)
-                .ok()
-                .and_then(|out| out.report.state),
-            _ => None,
-        }
+        Ok(
+            match self
+                .exchange("execute_code", Some(&json!({ "code": program })))
+                .await?
+            {
+                Ok(result) => script::parse_wrapped(result, &markers)
+                    .ok()
+                    .and_then(|out| out.report.state),
+                Err(_) => None,
+            },
+        )
     }
 
     /// The addon's protocol level, asked once per connection. The classic addon does not know
@@ -194,13 +196,14 @@ impl ClassicLink {
     /// on this machine.
     async fn screenshot(&mut self, max_size: u32) -> Result<Answer, BackendError> {
         let protocol = self.addon_info().await?.protocol_version;
+        // The file is removed however this ends, even when the operation is dropped midway.
         let file = if protocol >= 14 {
             None
         } else if self.target.is_local() {
-            Some(std::env::temp_dir().join(format!(
+            Some(TempFile(std::env::temp_dir().join(format!(
                 "blender-session-mcp-{}.png",
                 uuid::Uuid::new_v4().simple()
-            )))
+            ))))
         } else {
             return Ok(Answer::failed(BackendError::ScreenshotNeedsLocalBlender {
                 target: self.target.clone(),
@@ -209,7 +212,7 @@ impl ClassicLink {
         };
         let params = match &file {
             None => json!({"max_size": max_size, "format": "png", "return_data": true}),
-            Some(path) => {
+            Some(TempFile(path)) => {
                 json!({"max_size": max_size, "format": "png", "filepath": path.to_string_lossy()})
             }
         };
@@ -224,19 +227,18 @@ impl ClassicLink {
                 None => {
                     let shot = match &file {
                         None => decode_image_data(&result),
-                        Some(path) => read_image_file(&result, path).await,
+                        Some(TempFile(path)) => read_image_file(&result, path).await,
                     };
                     Answer {
                         recorded: json!({"width": result.get("width"), "height": result.get("height")}),
                         output: shot.map(Output::Screenshot),
                         snapshot: None,
+                        read_state: false,
                     }
                 }
             }),
         };
-        if let Some(path) = &file {
-            let _ = tokio::fs::remove_file(path).await;
-        }
+        drop(file);
         answer
     }
 
@@ -247,7 +249,7 @@ impl ClassicLink {
             Operation::ObjectInfo { name } => {
                 self.raw(
                     "get_object_info",
-                    Some(json!({ "name": name })),
+                    Some(&json!({ "name": name })),
                     Output::Object,
                 )
                 .await
@@ -259,10 +261,11 @@ impl ClassicLink {
                     recorded: serde_json::to_value(&info).unwrap_or(Value::Null),
                     output: Ok(Output::Addon(info)),
                     snapshot: None,
+                    read_state: false,
                 })
             }
             Operation::Raw { command, params } => {
-                self.raw(command, params.clone(), Output::Raw).await
+                self.raw(command, params.as_ref(), Output::Raw).await
             }
         }
     }
@@ -280,8 +283,8 @@ impl Link for ClassicLink {
         Box::pin(self.operate(op))
     }
 
-    fn usable(&self) -> bool {
-        self.broken.is_none()
+    fn read_state(&mut self) -> BoxFuture<'_, Result<Option<Snapshot>, BackendError>> {
+        Box::pin(self.state_now())
     }
 
     fn close(self: Box<Self>) -> BoxFuture<'static, ()> {
@@ -295,7 +298,17 @@ fn in_band(result: &Value) -> Option<Answer> {
         output: Err(BackendError::Blender { message }),
         recorded: recordable(result),
         snapshot: None,
+        read_state: false,
     })
+}
+
+/// A temporary file removed when dropped.
+struct TempFile(std::path::PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 /// A failed round trip as the session layer sees it.

@@ -33,7 +33,11 @@ pub mod script;
 use std::time::Duration;
 
 pub use connection::{Connection, ConnectionError};
-pub use protocol::{ProtocolError, Reply, encode_request, in_band_error};
+pub use protocol::{ProtocolError, Reply, encode_ascii, encode_request, in_band_error};
+
+use serde_json::{Value, json};
+
+use crate::preview::{recordable, recordable_str};
 
 use super::{Backend, BackendError, BoxFuture, Link, Operation, Target};
 use link::ClassicLink;
@@ -92,7 +96,9 @@ impl Backend for ClassicBackend {
         let size = match op {
             Operation::ExecuteCode { code } => code.len(),
             Operation::ObjectInfo { name } => name.len(),
-            Operation::Raw { command, .. } => command.len(),
+            Operation::Raw { command, params } => {
+                command.len() + params.as_ref().map_or(0, |p| encode_ascii(p).len())
+            }
             _ => 0,
         };
         // The encoded request is always larger than these parts: refuse before encoding.
@@ -109,6 +115,20 @@ impl Backend for ClassicBackend {
             Operation::Screenshot { .. } => "get_viewport_screenshot".into(),
             Operation::AddonInfo => "get_addon_info".into(),
             Operation::Raw { command, .. } => command.clone(),
+        }
+    }
+
+    fn arguments(&self, op: &Operation) -> Value {
+        match op {
+            Operation::ExecuteCode { code } => json!({ "code": recordable_str(code) }),
+            Operation::SceneInfo | Operation::AddonInfo => json!({}),
+            Operation::ObjectInfo { name } => {
+                json!({"type": "get_object_info", "params": {"name": recordable_str(name)}})
+            }
+            Operation::Screenshot { max_size } => json!({"max_size": max_size, "format": "png"}),
+            Operation::Raw { command, params } => {
+                recordable(&json!({"type": command, "params": params}))
+            }
         }
     }
 }

@@ -1,0 +1,361 @@
+//! The tools: each a method of [`BlenderServer`] delegating to the registry, with its
+//! description and annotations (what the model reads), its progress notifications while
+//! Blender works, and the shapes of its structured results (declared as output schemas in
+//! [`super::catalog`]).
+
+use base64::Engine;
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{CallToolResult, ContentBlock};
+use rmcp::service::RequestContext;
+use rmcp::{RoleServer, tool, tool_router};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::params::{
+    BlenderCommandParams, CreateSessionParams, ExecuteCodeParams, HistoryParams, ObjectInfoParams,
+    ScreenshotParams, SessionParams,
+};
+use super::progress::with_progress;
+use super::{BlenderServer, errors, names};
+use crate::backend::{SceneInfo, Target};
+use crate::session::{SessionError, SessionInfo};
+
+/// `get_scene_info`'s result: the scene and the session it was read in.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct SceneInfoResult {
+    /// The session that read the scene.
+    pub session_id: String,
+    /// The scene.
+    #[serde(flatten)]
+    pub scene: SceneInfo,
+}
+
+/// `list_sessions`' result.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct SessionList {
+    /// Every live session, oldest first.
+    pub sessions: Vec<SessionInfo>,
+    /// How many there are.
+    pub count: usize,
+    /// This client's default session, once it has one.
+    pub default_session: Option<String>,
+}
+
+/// `close_session`'s result.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct Closed {
+    /// Always true.
+    pub closed: bool,
+    /// The session's final info.
+    pub session: SessionInfo,
+}
+
+/// Structured content must be an object: an addon result that is not one is wrapped as
+/// `{"result": …}`.
+fn as_object_result(value: Value) -> Value {
+    match value {
+        Value::Object(_) => value,
+        other => {
+            let mut map = Map::new();
+            map.insert("result".into(), other);
+            Value::Object(map)
+        }
+    }
+}
+
+pub(super) fn error_result(e: &SessionError) -> CallToolResult {
+    CallToolResult::error(vec![ContentBlock::text(errors::error_text(e))])
+}
+
+/// A tool result from a session call: structured JSON on success, an `isError` text otherwise.
+fn respond<T: Serialize>(result: Result<T, SessionError>) -> CallToolResult {
+    match result {
+        Ok(value) => json_result(&value),
+        Err(e) => error_result(&e),
+    }
+}
+
+fn json_result<T: Serialize>(value: &T) -> CallToolResult {
+    match serde_json::to_value(value) {
+        Ok(v) => {
+            let text = serde_json::to_string_pretty(&v).unwrap_or_else(|_| v.to_string());
+            let mut result = CallToolResult::structured(v);
+            result.content = vec![ContentBlock::text(text)];
+            result
+        }
+        Err(e) => CallToolResult::error(vec![ContentBlock::text(format!(
+            "internal error: could not serialize the result: {e}"
+        ))]),
+    }
+}
+
+#[tool_router(vis = "pub(super)")]
+impl BlenderServer {
+    /// Run Python code inside Blender and return what it printed.
+    #[tool(
+        description = "Run Python code inside Blender (bpy is imported; fresh namespace each call) and return exactly what it printed. If the code raises, the result is an error carrying the Python traceback and the output printed before the exception. The session's tracked state (objects, selection) is refreshed in the same round trip.",
+        annotations(
+            title = "Execute Blender Python",
+            read_only_hint = false,
+            destructive_hint = true,
+            open_world_hint = true
+        )
+    )]
+    async fn execute_blender_code(
+        &self,
+        Parameters(p): Parameters<ExecuteCodeParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        let call = Self::call(names::EXECUTE_BLENDER_CODE, &ctx);
+        let result = with_progress(&ctx, "the script", async {
+            let id = self.session(p.session_id).await?;
+            self.registry.execute_code(&id, &p.code, &call).await
+        })
+        .await;
+        match result {
+            Ok(out) if out.stdout.is_empty() => CallToolResult::success(vec![ContentBlock::text(
+                "(the code ran and printed nothing)",
+            )]),
+            Ok(out) => CallToolResult::success(vec![ContentBlock::text(out.stdout)]),
+            Err(e) => error_result(&e),
+        }
+    }
+
+    /// Read the whole scene from Blender.
+    #[tool(
+        description = "Read the current Blender scene: its name, every object (name, type, location), the selection (active and selected objects) and the number of materials. Always asks Blender (a person may have changed the scene in the GUI) and refreshes the session's tracked state.",
+        annotations(
+            title = "Get scene info",
+            read_only_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn get_scene_info(
+        &self,
+        Parameters(p): Parameters<SessionParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        let call = Self::call(names::GET_SCENE_INFO, &ctx);
+        let result = with_progress(&ctx, "the scene read", async {
+            let id = self.session(p.session_id).await?;
+            let scene = self.registry.scene_info(&id, &call).await?;
+            Ok::<_, SessionError>(SceneInfoResult {
+                session_id: id,
+                scene,
+            })
+        })
+        .await;
+        respond(result)
+    }
+
+    /// Detailed information about one object.
+    #[tool(
+        description = "Get details of one object by exact name: type, location, rotation, scale, visibility, materials, and for meshes the bounding box and vertex/edge/polygon counts.",
+        annotations(
+            title = "Get object info",
+            read_only_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn get_object_info(
+        &self,
+        Parameters(p): Parameters<ObjectInfoParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        let call = Self::call(names::GET_OBJECT_INFO, &ctx);
+        let result = with_progress(&ctx, "get_object_info", async {
+            let id = self.session(p.session_id).await?;
+            self.registry.object_info(&id, &p.name, &call).await
+        })
+        .await;
+        respond(result.map(as_object_result))
+    }
+
+    /// A PNG screenshot of Blender's 3D viewport.
+    #[tool(
+        description = "Capture Blender's 3D viewport as a PNG image. max_size bounds the longest side in pixels (default 800).",
+        annotations(
+            title = "Viewport screenshot",
+            read_only_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn get_viewport_screenshot(
+        &self,
+        Parameters(p): Parameters<ScreenshotParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        let call = Self::call(names::GET_VIEWPORT_SCREENSHOT, &ctx);
+        let max_size = p.max_size.unwrap_or(800).clamp(16, 8192);
+        let result = with_progress(&ctx, "the screenshot", async {
+            let id = self.session(p.session_id).await?;
+            self.registry.screenshot(&id, max_size, &call).await
+        })
+        .await;
+        match result {
+            Ok(shot) => {
+                let data = base64::engine::general_purpose::STANDARD.encode(&shot.png);
+                CallToolResult::success(vec![ContentBlock::image(data, "image/png")])
+            }
+            Err(e) => error_result(&e),
+        }
+    }
+
+    /// Send any other addon command.
+    #[tool(
+        description = "Send any other BlenderMCP addon command by type with its params object, and return its raw result, e.g. {\"type\": \"get_polyhaven_status\"}. Prefer the dedicated tools for scene info, objects, code and screenshots.",
+        annotations(
+            title = "Raw addon command",
+            read_only_hint = false,
+            destructive_hint = true,
+            open_world_hint = true
+        )
+    )]
+    async fn blender_command(
+        &self,
+        Parameters(p): Parameters<BlenderCommandParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        let call = Self::call(names::BLENDER_COMMAND, &ctx);
+        let result = with_progress(&ctx, &p.command_type, async {
+            let id = self.session(p.session_id).await?;
+            self.registry
+                .send_command_as(&id, &p.command_type, p.params.map(Value::Object), &call)
+                .await
+        })
+        .await;
+        respond(result.map(as_object_result))
+    }
+
+    /// Create a new session.
+    #[tool(
+        description = "Create a new session (its own connection, state and history) and return its info, including session_id. Only needed to drive another Blender (blender_host/blender_port) or to keep a separate history: other tools use your default session when session_id is omitted.",
+        annotations(
+            title = "Create session",
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = false,
+            open_world_hint = false
+        )
+    )]
+    async fn create_session(
+        &self,
+        Parameters(p): Parameters<CreateSessionParams>,
+    ) -> CallToolResult {
+        let defaults = &self.registry.config().default_target;
+        let target = Target::new(
+            p.blender_host.unwrap_or_else(|| defaults.host.clone()),
+            p.blender_port.unwrap_or(defaults.port),
+        );
+        let result = async {
+            let id = self.registry.create_session(Some(target)).await?;
+            self.registry.get_session_info(&id)
+        }
+        .await;
+        match result {
+            // The session exists, but "it worked" would mislead: say why it is not connected.
+            Ok(info) if !info.blender.connected && self.registry.config().connect_on_create => {
+                let why = info.blender.last_error.clone().unwrap_or_default();
+                let target = Target::new(info.blender.host.clone(), info.blender.port);
+                let mut r = json_result(&info);
+                r.is_error = Some(true);
+                r.content = vec![ContentBlock::text(format!(
+                    "Session {} was created, but Blender could not be reached: {why}. {} The session exists and keeps this id; its next command tries to connect again.",
+                    info.session_id,
+                    errors::unreachable_hint(&target)
+                ))];
+                r
+            }
+            other => respond(other),
+        }
+    }
+
+    /// List live sessions.
+    #[tool(
+        description = "List every live session with its connection status, tracked state, command count and idle time.",
+        annotations(
+            title = "List sessions",
+            read_only_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn list_sessions(&self) -> CallToolResult {
+        let sessions = self.registry.list_sessions();
+        json_result(&SessionList {
+            count: sessions.len(),
+            sessions,
+            default_session: self.default_session().clone(),
+        })
+    }
+
+    /// A session's info.
+    #[tool(
+        description = "Show a session's tracked state without asking Blender: connection status, objects, selection, last command and result, command count, idle time.",
+        annotations(
+            title = "Get session info",
+            read_only_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn get_session_info(&self, Parameters(p): Parameters<SessionParams>) -> CallToolResult {
+        let result = async {
+            let id = self.session(p.session_id).await?;
+            self.registry.get_session_info(&id)
+        }
+        .await;
+        respond(result)
+    }
+
+    /// A session's command history.
+    #[tool(
+        description = "Show a session's command history, oldest first: sequence number, timestamp, addon command, tool, arguments, outcome (success, error, timeout, cancelled, connection_lost, unreachable), result or message, and duration in seconds.",
+        annotations(
+            title = "Get session history",
+            read_only_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn get_session_history(
+        &self,
+        Parameters(p): Parameters<HistoryParams>,
+    ) -> CallToolResult {
+        let result = async {
+            let id = self.session(p.session_id).await?;
+            self.registry.get_session_history(&id, p.limit)
+        }
+        .await;
+        respond(result)
+    }
+
+    /// Close a session.
+    #[tool(
+        description = "Close a session and its Blender connection, returning its final info. Closing your default session is fine: the next call without session_id creates a new one.",
+        annotations(
+            title = "Close session",
+            read_only_hint = false,
+            destructive_hint = true,
+            idempotent_hint = false,
+            open_world_hint = false
+        )
+    )]
+    async fn close_session(&self, Parameters(p): Parameters<SessionParams>) -> CallToolResult {
+        let id = match p.session_id.filter(|s| !s.trim().is_empty()) {
+            Some(id) => Some(id),
+            None => self.default_session().clone(),
+        };
+        let Some(id) = id else {
+            return error_result(&SessionError::NotFound(
+                "(no session_id given and no default session exists yet)".into(),
+            ));
+        };
+        respond(
+            self.registry
+                .close_session(&id)
+                .await
+                .map(|session| Closed {
+                    closed: true,
+                    session,
+                }),
+        )
+    }
+}
