@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod mock_llm;
+pub mod node;
 
 use std::path::PathBuf;
 use std::process::Stdio;
