@@ -147,6 +147,90 @@ async fn check_reports_what_it_found_or_how_to_fix_it() {
     assert!(text.contains("Connect to MCP server"), "{text}");
 }
 
+/// `check` against `port`, bounded by the test; returns (exit code, stdout, stderr, elapsed).
+async fn check_port(port: u16) -> (Option<i32>, String, String, Duration) {
+    let started = std::time::Instant::now();
+    let run = Command::new(BIN)
+        .args(["check", "--blender-port", &port.to_string()])
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(30), run)
+        .await
+        .expect("check ends")
+        .expect("check runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        started.elapsed(),
+    )
+}
+
+#[tokio::test]
+async fn check_names_a_silent_listener_within_seconds() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    // Accept every connection and hold it open without a word.
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let (code, stdout, stderr, elapsed) = check_port(port).await;
+    holder.abort();
+    assert!(elapsed < Duration::from_secs(10), "took {elapsed:?}");
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    assert!(stdout.contains("✓ connected to 127.0.0.1:"), "{stdout}");
+    assert!(
+        stdout.contains("get_addon_info: waiting up to 5 s"),
+        "{stdout}"
+    );
+    let expected = format!(
+        "nothing answered within 5 s: something accepts connections on 127.0.0.1:{port} but does not speak the BlenderMCP protocol"
+    );
+    assert!(stderr.contains(&expected), "{stderr}");
+    assert!(stderr.contains("Troubleshooting"), "{stderr}");
+}
+
+#[tokio::test]
+async fn check_names_an_http_server_within_seconds() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    // Whatever arrives gets a 400, then the server closes its side.
+    let server = tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                if matches!(socket.read(&mut buf).await, Ok(n) if n > 0) {
+                    let _ = socket
+                        .write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+                        .await;
+                    let _ = socket.shutdown().await;
+                    // Read on until the client closes, so the close is a FIN, not a reset.
+                    while matches!(socket.read(&mut buf).await, Ok(n) if n > 0) {}
+                }
+            });
+        }
+    });
+    let (code, stdout, stderr, elapsed) = check_port(port).await;
+    server.abort();
+    assert!(elapsed < Duration::from_secs(10), "took {elapsed:?}");
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    assert!(
+        stderr.contains(
+            "an HTTP server answered (HTTP/1.1 400 Bad Request): this port belongs to a web server, not the BlenderMCP addon"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("Troubleshooting"), "{stderr}");
+}
+
 #[tokio::test]
 async fn demo_without_blender_says_how_to_install_it() {
     let port = support::closed_port();

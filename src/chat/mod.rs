@@ -181,7 +181,7 @@ async fn prepare(
         // its first sentence and the troubleshooting steps.
         let first = scene.text.split(". ").next().unwrap_or_default();
         return Err(ChatError::Blender(format!(
-            "Blender is not usable: {first}.\n\n{}\n5. Or pass --spawn-blender to start a headless Blender for this chat.",
+            "Blender is not usable: {first}.\n\n{}",
             troubleshooting(&args.registry.default_target)
         )));
     }

@@ -28,10 +28,10 @@ fn backend_hint(e: &BackendError) -> Option<String> {
     })
 }
 
-/// What to do when Blender at `target` cannot be reached.
+/// What to do when Blender at `target` cannot be reached (for a model: one paragraph).
 pub fn unreachable_hint(target: &Target) -> String {
     format!(
-        "Check that Blender is running, that the BlenderMCP addon is enabled and its server is started (\"Connect to MCP server\" in the 3D viewport's BlenderMCP sidebar tab), and that the host and port are right (this session uses {target}; set --blender-host/--blender-port or BLENDER_HOST/BLENDER_PORT). Then call the tool again: the session reconnects by itself."
+        "Check that a Blender serving the BlenderMCP protocol is running, started one of three ways: a GUI Blender with the BlenderMCP addon enabled and its server started (\"Connect to MCP server\" in the 3D viewport's BlenderMCP sidebar tab); a headless Blender started with `blender-session-mcp blender [FILE.blend]`; or this server started with `serve --spawn-blender` (or `chat --spawn-blender`), which starts a headless Blender itself. Check also that the host and port are right (this session uses {target}; set --blender-host/--blender-port or BLENDER_HOST/BLENDER_PORT) and that no other program holds that port (`blender-session-mcp check` says what answers there). Then call the tool again: the session reconnects by itself."
     )
 }
 
@@ -49,9 +49,42 @@ pub fn error_text(e: &SessionError) -> String {
 pub fn troubleshooting(target: &Target) -> String {
     format!(
         "Troubleshooting:\n\
-         1. Start Blender, with the BlenderMCP addon installed and enabled\n   (Edit > Preferences > Add-ons > Install… addon.py, tick \"Interface: Blender MCP\").\n\
-         2. In the 3D viewport press N, open the BlenderMCP tab and click \"Connect to MCP server\".\n\
-         3. Check host and port: this run used {target}; the port is shown in that panel.\n   Change them with --blender-host/--blender-port or BLENDER_HOST/BLENDER_PORT.\n\
-         4. Use 127.0.0.1 rather than localhost: the addon listens on IPv4 only."
+         1. Start a Blender that serves the BlenderMCP protocol, one of three ways:\n   \
+            a. GUI Blender with the BlenderMCP addon installed and enabled\n      \
+               (Edit > Preferences > Add-ons > Install… addon.py, tick \"Interface: Blender MCP\");\n      \
+               in the 3D viewport press N, open the BlenderMCP tab and click \"Connect to MCP server\".\n   \
+            b. Headless: blender-session-mcp blender [FILE.blend] (add --port N for another port).\n   \
+            c. Let this program start a headless one: serve --spawn-blender, or chat --spawn-blender.\n\
+         2. Check host and port: this run used {target}; the GUI addon shows its port in its panel.\n   \
+            Change them with --blender-host/--blender-port or BLENDER_HOST/BLENDER_PORT.\n\
+         3. Use 127.0.0.1 rather than localhost: the addon listens on IPv4 only.\n\
+         4. If another program holds the port (check names it), stop it or serve Blender on a free port."
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advice_names_the_three_ways_to_have_a_blender() {
+        let target = Target::new("127.0.0.1", 9876);
+        for text in [troubleshooting(&target), unreachable_hint(&target)] {
+            for way in [
+                "Connect to MCP server",
+                "blender-session-mcp blender [FILE.blend]",
+                "serve --spawn-blender",
+                "chat --spawn-blender",
+                "127.0.0.1:9876",
+            ] {
+                assert!(text.contains(way), "lacks {way:?}:\n{text}");
+            }
+        }
+        let steps = troubleshooting(&target);
+        assert!(steps.starts_with("Troubleshooting:\n1. "), "{steps}");
+        assert!(
+            steps.contains("\n      in the 3D viewport press N"),
+            "continuation lines keep their indent:\n{steps}"
+        );
+    }
 }

@@ -32,7 +32,7 @@ pub mod script;
 
 use std::time::Duration;
 
-pub use connection::{Connection, ConnectionError};
+pub use connection::{BoundedError, Connection, ConnectionError, ReplyLimits};
 pub use protocol::{ProtocolError, Reply, encode_ascii, encode_request, in_band_error};
 
 use serde_json::{Value, json};
