@@ -92,14 +92,7 @@ fn call_from_json(item: &Value, tools: &[ToolSpec]) -> Option<ToolCall> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn spec(name: &str, parameters: Value) -> ToolSpec {
-        ToolSpec {
-            name: name.into(),
-            description: String::new(),
-            parameters,
-        }
-    }
+    use crate::chat::tools::tests::spec;
 
     #[test]
     fn text_tool_calls_are_recognised() {

@@ -204,10 +204,11 @@ impl BlenderTools {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn spec(name: &str, parameters: Value) -> ToolSpec {
+    /// A tool spec with no description, for tests.
+    pub(crate) fn spec(name: &str, parameters: Value) -> ToolSpec {
         ToolSpec {
             name: name.into(),
             description: String::new(),

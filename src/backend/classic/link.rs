@@ -65,18 +65,31 @@ impl ClassicLink {
         }
     }
 
-    async fn execute_code(&mut self, code: &str) -> Result<Answer, BackendError> {
-        let (program, markers) = script::wrap_user_code(code, self.config.track_state);
+    /// One of this server's Python programs through `execute_code`: its result, or the answer
+    /// to give when Blender reported an error (either layer).
+    async fn run_program(
+        &mut self,
+        program: String,
+    ) -> Result<Result<Value, Answer>, BackendError> {
         let result = match self
             .exchange("execute_code", Some(&json!({ "code": program })))
             .await?
         {
             Ok(result) => result,
-            Err(e) => return Ok(Answer::failed(e)),
+            Err(e) => return Ok(Err(Answer::failed(e))),
         };
-        if let Some(answer) = in_band(&result) {
-            return Ok(answer);
-        }
+        Ok(match in_band(&result) {
+            Some(answer) => Err(answer),
+            None => Ok(result),
+        })
+    }
+
+    async fn execute_code(&mut self, code: &str) -> Result<Answer, BackendError> {
+        let (program, markers) = script::wrap_user_code(code, self.config.track_state);
+        let result = match self.run_program(program).await? {
+            Ok(result) => result,
+            Err(answer) => return Ok(answer),
+        };
         let out = match script::parse_wrapped(result, &markers) {
             Ok(out) => out,
             Err(problem) => return Ok(Answer::failed(BackendError::Unexpected(problem))),
@@ -106,16 +119,10 @@ impl ClassicLink {
 
     async fn scene_info(&mut self) -> Result<Answer, BackendError> {
         let (program, markers) = script::scene_info_program();
-        let result = match self
-            .exchange("execute_code", Some(&json!({ "code": program })))
-            .await?
-        {
+        let result = match self.run_program(program).await? {
             Ok(result) => result,
-            Err(e) => return Ok(Answer::failed(e)),
+            Err(answer) => return Ok(answer),
         };
-        if let Some(answer) = in_band(&result) {
-            return Ok(answer);
-        }
         Ok(match script::parse_scene_info(&result, &markers) {
             Ok((_stray, info)) => Answer {
                 recorded: serde_json::to_value(&info)
