@@ -91,6 +91,8 @@ pub struct BlenderServer {
     registry: Registry,
     client: Arc<ClientContext>,
     tools: Arc<Vec<Tool>>,
+    /// Each tool's published input schema, as the argument checks read it.
+    parameters: Arc<std::collections::HashMap<String, Value>>,
     tool_router: ToolRouter<BlenderServer>,
 }
 
@@ -107,6 +109,7 @@ impl BlenderServer {
     /// A server for one new client over `registry`, with no default session yet.
     pub fn new(registry: Registry) -> Self {
         let router = Self::tool_router();
+        let tools = catalog::tools(&router);
         let stop = CancellationToken::new();
         BlenderServer {
             registry,
@@ -117,7 +120,13 @@ impl BlenderServer {
                 _stop: stop.clone().drop_guard(),
                 stop,
             }),
-            tools: Arc::new(catalog::tools(&router)),
+            parameters: Arc::new(
+                tools
+                    .iter()
+                    .map(|t| (t.name.to_string(), Value::Object((*t.input_schema).clone())))
+                    .collect(),
+            ),
+            tools: Arc::new(tools),
             tool_router: router,
         }
     }
@@ -165,6 +174,27 @@ impl BlenderServer {
 }
 
 impl BlenderServer {
+    /// Start forwarding session events to this client, once it asked for any (a
+    /// subscription or a log level): until then no event is even built for it.
+    fn watch_events(&self) {
+        let interests = &self.client.interests;
+        if interests.watching.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        let Some(peer) = notify::peer(interests).clone() else {
+            interests
+                .watching
+                .store(false, std::sync::atomic::Ordering::SeqCst);
+            return;
+        };
+        tokio::spawn(notify::forward(
+            peer,
+            Arc::downgrade(interests),
+            self.registry.subscribe(),
+            self.client.stop.clone(),
+        ));
+    }
+
     fn published(&self, name: &str) -> Option<&Tool> {
         self.tools.iter().find(|t| t.name == name)
     }
@@ -212,11 +242,10 @@ impl ServerHandler for BlenderServer {
         mut request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        if let Some(tool) = self.published(&request.name) {
-            let parameters = Value::Object((*tool.input_schema).clone());
-            let given = Value::Object(request.arguments.take().unwrap_or_default());
+        if let Some(parameters) = self.parameters.get(request.name.as_ref()) {
+            let given = request.arguments.take().unwrap_or_default();
             let arguments =
-                schema::coerce_arguments(&parameters, &given, schema::Coercion::FromStrings);
+                schema::coerce_object(parameters, given, schema::Coercion::FromStrings);
             if let Err(problem) = schema::check_arguments(&parameters, &arguments) {
                 return Ok(CallToolResult::error(vec![ContentBlock::text(format!(
                     "{problem} See the {} tool's input schema.",
@@ -292,6 +321,7 @@ impl ServerHandler for BlenderServer {
             ));
         }
         notify::subscribed(&self.client.interests).insert(request.uri);
+        self.watch_events();
         Ok(())
     }
 
@@ -392,16 +422,12 @@ impl ServerHandler for BlenderServer {
         _context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
         *notify::level(&self.client.interests) = Some(request.level);
+        self.watch_events();
         Ok(())
     }
 
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
-        tokio::spawn(notify::forward(
-            context.peer.clone(),
-            Arc::downgrade(&self.client.interests),
-            self.registry.subscribe(),
-            self.client.stop.clone(),
-        ));
+        *notify::peer(&self.client.interests) = Some(context.peer.clone());
     }
 }
 

@@ -194,12 +194,20 @@ pub fn coerce_arguments(
     arguments: &Value,
     coercion: Coercion,
 ) -> Map<String, Value> {
-    let object = as_object(arguments);
+    coerce_object(parameters, as_object(arguments), coercion)
+}
+
+/// [`coerce_arguments`] on an arguments object already in hand (nothing copied).
+pub fn coerce_object(
+    parameters: &Value,
+    object: Map<String, Value>,
+    coercion: Coercion,
+) -> Map<String, Value> {
+    let empty = Map::new();
     let props = parameters
         .get("properties")
         .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
+        .unwrap_or(&empty);
     object
         .into_iter()
         .filter_map(|(key, value)| {
