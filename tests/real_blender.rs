@@ -16,43 +16,10 @@ use rmcp::ServiceExt;
 use rmcp::model::CallToolRequestParams;
 use rmcp::transport::{ConfigureCommandExt, TokioChildProcess};
 use serde_json::{Value, json};
+use support::blender::{blender_or_skip, start_blender};
 use support::{Client, RawServer, call, closed_port, ok, structured, text};
 
 const BIN: &str = env!("CARGO_BIN_EXE_blender-session-mcp");
-
-/// Whether real-Blender tests can run here: otherwise `test` is skipped, visibly, or fails in
-/// CI (see [`support::skip`]).
-#[track_caller]
-fn blender_or_skip(test: &str) -> bool {
-    let usable = match find_blender(None) {
-        Ok(path)
-            if std::process::Command::new(&path)
-                .arg("--version")
-                .output()
-                .is_ok() =>
-        {
-            Ok(())
-        }
-        Ok(path) => Err(format!("{} does not run", path.display())),
-        Err(e) => Err(e.to_string()),
-    };
-    support::require(
-        test,
-        usable.map_err(|why| format!("no usable Blender ({why})")),
-    )
-}
-
-async fn start_blender(port: u16) -> HeadlessBlender {
-    HeadlessBlender::start(&HeadlessOptions {
-        blender: find_blender(None).expect("blender"),
-        host: "127.0.0.1".into(),
-        port,
-        blend_file: None,
-        startup_timeout: Duration::from_secs(120),
-    })
-    .await
-    .expect("headless Blender starts")
-}
 
 async fn server(args: &[&str]) -> Client {
     let cmd = tokio::process::Command::new(BIN).configure(|c| {

@@ -80,6 +80,13 @@ pub trait Link: Send + std::fmt::Debug {
         Box::pin(async { Ok(None) })
     }
 
+    /// After an operation was cancelled while it ran: a request, on a connection of its own,
+    /// that makes Blender stop it, when this Blender can (`None`: it cannot, and the operation
+    /// runs to its end).
+    fn interrupt(&self) -> Option<BoxFuture<'static, ()>> {
+        None
+    }
+
     /// Resolve once the peer sends anything or closes: after a cancelled operation, when
     /// Blender has finished it (the classic addon cannot stop a script, but it answers when
     /// the script ends). The link is never used for another operation afterwards.

@@ -178,7 +178,10 @@ impl BlenderServer {
     /// subscription or a log level): until then no event is even built for it.
     fn watch_events(&self) {
         let interests = &self.client.interests;
-        if interests.watching.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        if interests
+            .watching
+            .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
             return;
         }
         let Some(peer) = notify::peer(interests).clone() else {
@@ -244,9 +247,8 @@ impl ServerHandler for BlenderServer {
     ) -> Result<CallToolResponse, ErrorData> {
         if let Some(parameters) = self.parameters.get(request.name.as_ref()) {
             let given = request.arguments.take().unwrap_or_default();
-            let arguments =
-                schema::coerce_object(parameters, given, schema::Coercion::FromStrings);
-            if let Err(problem) = schema::check_arguments(&parameters, &arguments) {
+            let arguments = schema::coerce_object(parameters, given, schema::Coercion::FromStrings);
+            if let Err(problem) = schema::check_arguments(parameters, &arguments) {
                 return Ok(CallToolResult::error(vec![ContentBlock::text(format!(
                     "{problem} See the {} tool's input schema.",
                     request.name

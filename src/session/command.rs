@@ -296,6 +296,10 @@ impl Registry {
                 // Blender runs the command to its end anyway. The link is never used again;
                 // it only tells when Blender answered, so the next command can say how long
                 // it waited for Blender.
+                // A Blender that can stop it is asked to.
+                if let Some(stop) = link.interrupt() {
+                    tokio::spawn(stop);
+                }
                 let (done, rx) = tokio::sync::watch::channel(None);
                 *live.unfinished() = Some(Unfinished { seq: 0, done: rx });
                 let wait = self.config().command_timeout;

@@ -4,6 +4,7 @@
 //! commands executed) collected for assertions.
 #![allow(dead_code)]
 
+pub mod blender;
 pub mod mock_llm;
 pub mod node;
 

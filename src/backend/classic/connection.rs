@@ -122,6 +122,8 @@ pub struct Connection {
     stream: TcpStream,
     peer: SocketAddr,
     max_reply_bytes: usize,
+    /// Whether the peer said it stops a running command on `cancel`.
+    can_cancel: bool,
 }
 
 impl Connection {
@@ -167,6 +169,7 @@ impl Connection {
             stream,
             peer,
             max_reply_bytes,
+            can_cancel: false,
         })
     }
 
@@ -197,9 +200,16 @@ impl Connection {
         let mut decoder = ReplyDecoder::new(self.max_reply_bytes);
         loop {
             if let Some(reply) = self.read_more(&mut decoder).await? {
+                self.can_cancel = decoder.can_cancel();
                 return Ok(reply);
             }
         }
+    }
+
+    /// Whether the peer's last reply said it stops a running command on `cancel` (this
+    /// project's headless server; the classic addon cannot stop a script).
+    pub fn can_cancel(&self) -> bool {
+        self.can_cancel
     }
 
     /// Resolve once the peer has sent something or closed the connection.

@@ -295,6 +295,33 @@ impl Link for ClassicLink {
         Box::pin(self.state_now())
     }
 
+    fn interrupt(&self) -> Option<BoxFuture<'static, ()>> {
+        if !self.conn.can_cancel() {
+            return None;
+        }
+        let peer = self.conn.peer();
+        let target = Target::new(peer.ip().to_string(), peer.port());
+        let config = self.config.clone();
+        Some(Box::pin(async move {
+            let limit = std::time::Duration::from_secs(2);
+            let Ok(mut conn) = Connection::connect(&target, limit, config.max_reply_bytes).await
+            else {
+                return;
+            };
+            if let Ok(request) = encode_request("cancel", None, config.max_request_bytes) {
+                match tokio::time::timeout(limit, conn.round_trip(&request)).await {
+                    Ok(Ok(_)) => {
+                        tracing::info!("asked Blender at {target} to stop the cancelled command")
+                    }
+                    _ => tracing::warn!(
+                        "Blender at {target} did not answer the request to stop the cancelled command"
+                    ),
+                }
+            }
+            conn.close().await;
+        }))
+    }
+
     fn wait_reply(&mut self) -> BoxFuture<'_, ()> {
         Box::pin(self.conn.readable())
     }

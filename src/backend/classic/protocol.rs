@@ -237,6 +237,7 @@ pub struct ReplyDecoder {
     in_string: bool,
     escaped: bool,
     limit: usize,
+    can_cancel: bool,
 }
 
 impl ReplyDecoder {
@@ -250,7 +251,14 @@ impl ReplyDecoder {
             in_string: false,
             escaped: false,
             limit,
+            can_cancel: false,
         }
+    }
+
+    /// Whether the decoded reply said its server stops a command on `cancel` (this project's
+    /// headless server does; the classic addon does not).
+    pub fn can_cancel(&self) -> bool {
+        self.can_cancel
     }
 
     /// Bytes buffered so far.
@@ -367,6 +375,8 @@ impl ReplyDecoder {
             serde_json::from_slice(&self.buf[..end]).map_err(|e| ProtocolError::Malformed {
                 detail: format!("{e} (in {:?})", preview(&self.buf[..end])),
             })?;
+        // This project's headless server marks its replies: it stops a command on `cancel`.
+        self.can_cancel = value.get("can_cancel") == Some(&Value::Bool(true));
         Reply::from_value(value)
     }
 }

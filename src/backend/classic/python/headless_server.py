@@ -16,6 +16,7 @@
 # Stop it with SIGTERM or SIGINT: connections are closed and Blender exits.
 
 import base64
+import ctypes
 import io
 import json
 import os
@@ -42,10 +43,22 @@ CAPABILITIES = [
     "screenshot_return_data",
     "ping",
     "get_addon_info",
+    "cancel",
 ]
 
 STOP = threading.Event()
 JOBS = queue.Queue()
+# The command the main thread is running, so that `cancel` (answered on its connection's own
+# thread, never queued behind it) can stop it: an exception raised asynchronously in the
+# main thread at its next Python instruction. A script blocked inside one long C call (a
+# render, a sleep) stops when that call returns.
+RUNNING_LOCK = threading.Lock()
+RUNNING = {"slot": None}
+MAIN_THREAD_ID = threading.get_ident()
+
+
+class Cancelled(BaseException):
+    """Raised in the main thread to stop the running command."""
 STATS_LOCK = threading.Lock()
 STATS = {"clients": 0, "connections_total": 0, "commands": 0}
 
@@ -286,6 +299,16 @@ HANDLERS = {
 }
 
 
+def cancel_running():
+    """Stop the running command, if any; returns whether one was running."""
+    with RUNNING_LOCK:
+        if RUNNING["slot"] is None:
+            return False
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(
+            ctypes.c_ulong(MAIN_THREAD_ID), ctypes.py_object(Cancelled))
+        return True
+
+
 def execute_command(command):
     if not isinstance(command, dict):
         return {"status": "error", "message": "malformed request: expected a JSON object"}
@@ -323,6 +346,11 @@ def client_thread(client, address):
                     reply = {"status": "error", "message": error}
                     client.sendall(json.dumps(reply).encode("ascii"))
                     continue
+                if isinstance(request, dict) and request.get("type") == "cancel":
+                    stopped = cancel_running()
+                    reply = {"status": "success", "result": {"cancelled": stopped}}
+                    client.sendall(json.dumps(reply).encode("ascii"))
+                    continue
                 # Hand the command to the main thread and wait: one request at a time per
                 # connection, so replies keep the order of requests.
                 slot = {"request": request, "reply": None, "done": threading.Event()}
@@ -330,7 +358,11 @@ def client_thread(client, address):
                 while not slot["done"].wait(0.1):
                     if STOP.is_set():
                         return
-                client.sendall(json.dumps(slot["reply"]).encode("ascii"))
+                reply = dict(slot["reply"])
+                # Tells blender-session-mcp that this server stops a command on `cancel`; the
+                # classic addon's clients ignore the extra key.
+                reply["can_cancel"] = True
+                client.sendall(json.dumps(reply).encode("ascii"))
     except OSError:
         pass
     finally:
@@ -386,12 +418,34 @@ def main():
                 log("parent process %d is gone: stopping" % parent)
                 STOP.set()
             continue
-        with STATS_LOCK:
-            STATS["commands"] += 1
-        slot["reply"] = execute_command(slot["request"])
-        slot["done"].set()
+        try:
+            run_job(slot)
+        except Cancelled:
+            # A cancel that arrived as its command was ending: nothing left to stop, but the
+            # connection's thread still gets its reply.
+            if not slot["done"].is_set():
+                slot["reply"] = slot["reply"] or {
+                    "status": "error", "message": "Code execution error: cancelled by the client"}
+                slot["done"].set()
     server.close()
     log("stopped")
 
+
+def run_job(slot):
+    """Run one command on the main thread and hand its reply to the connection's thread."""
+    with STATS_LOCK:
+        STATS["commands"] += 1
+    try:
+        with RUNNING_LOCK:
+            RUNNING["slot"] = slot
+        try:
+            reply = execute_command(slot["request"])
+        finally:
+            with RUNNING_LOCK:
+                RUNNING["slot"] = None
+    except Cancelled:
+        reply = {"status": "error", "message": "Code execution error: cancelled by the client"}
+    slot["reply"] = reply
+    slot["done"].set()
 
 main()
