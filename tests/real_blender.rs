@@ -11,7 +11,6 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use blender_session_mcp::backend::Target;
-use blender_session_mcp::headless::{HeadlessBlender, HeadlessOptions, find_blender};
 use rmcp::ServiceExt;
 use rmcp::model::CallToolRequestParams;
 use rmcp::transport::{ConfigureCommandExt, TokioChildProcess};
