@@ -16,10 +16,10 @@ use tracing_subscriber::EnvFilter;
 
 /// Logs go to stderr: in serve mode stdout is the MCP channel. `default` is the filter used
 /// when RUST_LOG is not set; rmcp's own records (the client's whole handshake as a `Debug`
-/// dump, every unknown-method probe) are kept to warnings and errors unless RUST_LOG asks.
+/// dump, every unknown-method probe answered -32601) are kept to errors unless RUST_LOG asks.
 fn init_logs(format: LogFormat, default: &str) {
     let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(format!("{default},rmcp=warn")));
+        .unwrap_or_else(|_| EnvFilter::new(format!("{default},rmcp=error")));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

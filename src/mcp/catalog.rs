@@ -36,6 +36,31 @@ fn output_schema(tool: &str) -> Option<Arc<JsonObject>> {
     })
 }
 
+/// An output schema every validator compiles: no `$schema` (a draft-07 validator refuses
+/// 2020-12) and no `format` (schemars' `uint64`, `double`, … are not standard formats).
+fn portable(schema: &mut Value) {
+    match schema {
+        Value::Object(map) => {
+            map.remove("$schema");
+            if map.get("format").is_some_and(Value::is_string) {
+                map.remove("format");
+            }
+            for (key, value) in map.iter_mut() {
+                if key == "properties" || key == "$defs" || key == "definitions" {
+                    // A map of names to schemas: its keys are names, not keywords.
+                    if let Value::Object(named) = value {
+                        named.values_mut().for_each(portable);
+                    }
+                } else {
+                    portable(value);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(portable),
+        _ => {}
+    }
+}
+
 /// The published tools of a router.
 pub fn tools<S: Send + Sync + 'static>(router: &ToolRouter<S>) -> Vec<Tool> {
     router
@@ -48,8 +73,62 @@ pub fn tools<S: Send + Sync + 'static>(router: &ToolRouter<S>) -> Vec<Tool> {
             if tool.title.is_none() {
                 tool.title = tool.annotations.as_ref().and_then(|a| a.title.clone());
             }
-            tool.output_schema = output_schema(&tool.name);
+            tool.output_schema = output_schema(&tool.name).map(|schema| {
+                let mut value = Value::Object((*schema).clone());
+                portable(&mut value);
+                match value {
+                    Value::Object(map) => Arc::new(map),
+                    _ => schema,
+                }
+            });
             tool
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mcp::BlenderServer;
+
+    fn walk(value: &Value, found: &mut Vec<String>, path: &str) {
+        match value {
+            Value::Object(map) => {
+                for (k, v) in map {
+                    if k == "$ref" || k == "anyOf" || k == "oneOf" {
+                        found.push(format!("{path}/{k}"));
+                    }
+                    if k == "type" && v.is_array() {
+                        found.push(format!("{path}/type {v}"));
+                    }
+                    walk(v, found, &format!("{path}/{k}"));
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|v| walk(v, found, path)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn input_schemas_are_plain_and_output_schemas_portable() {
+        let tools = BlenderServer::new(crate::session::Registry::new(Default::default())).tools;
+        for tool in tools.iter() {
+            let mut found = Vec::new();
+            walk(&Value::Object((*tool.input_schema).clone()), &mut found, &tool.name);
+            assert!(found.is_empty(), "not plain: {found:?}");
+            if let Some(out) = &tool.output_schema {
+                let text = Value::Object((**out).clone()).to_string();
+                assert!(!text.contains("\"$schema\""), "{}: {text}", tool.name);
+                assert!(!text.contains("\"format\":\"uint"), "{}: {text}", tool.name);
+            }
+        }
+        let shot = tools
+            .iter()
+            .find(|t| t.name == names::GET_VIEWPORT_SCREENSHOT)
+            .expect("screenshot tool");
+        let max_size = &shot.input_schema["properties"]["max_size"];
+        assert_eq!(max_size["default"], 800, "{max_size}");
+        assert_eq!(max_size["minimum"], 16, "{max_size}");
+        assert_eq!(max_size["type"], "integer", "{max_size}");
+    }
 }

@@ -41,7 +41,7 @@ pub struct ObjectInfoParams {
 pub struct ScreenshotParams {
     /// Largest side of the image in pixels (default 800).
     #[serde(default)]
-    #[schemars(range(min = 16, max = 8192))]
+    #[schemars(range(min = 16, max = 8192), extend("default" = 800))]
     pub max_size: Option<u32>,
     /// Session to use. Omit it to use your default session.
     #[serde(default)]

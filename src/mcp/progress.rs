@@ -25,14 +25,16 @@ pub async fn with_progress<T>(
     };
     let started = tokio::time::Instant::now();
     let mut ticks = tokio::time::interval_at(started + PROGRESS_EVERY, PROGRESS_EVERY);
+    // A slow send never yields a burst of notifications with the same progress value.
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     tokio::pin!(work);
     loop {
         tokio::select! {
             out = &mut work => return out,
             _ = ticks.tick() => {
-                let secs = started.elapsed().as_secs();
-                let param = ProgressNotificationParam::new(token.clone(), secs as f64)
-                    .with_message(format!("Blender is still running {what} ({secs} s)"));
+                let elapsed = started.elapsed().as_secs_f64();
+                let param = ProgressNotificationParam::new(token.clone(), elapsed)
+                    .with_message(format!("Blender is still running {what} ({elapsed:.0} s)"));
                 // A client that cannot take the notification still gets its result.
                 let _ = ctx.peer.notify_progress(param).await;
             }

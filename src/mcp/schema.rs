@@ -122,7 +122,8 @@ fn simplify_property(
     if defaults == Defaults::Keep {
         for (key, value) in [("minimum", min), ("maximum", max)] {
             if let Some(v) = value {
-                out.insert(key.into(), json!(v));
+                let whole = v.fract() == 0.0 && v.abs() < 9.0e15;
+                out.insert(key.into(), if whole { json!(v as i64) } else { json!(v) });
             }
         }
         if let Some(d) = default {
@@ -208,10 +209,20 @@ pub fn coerce_object(
         .get("properties")
         .and_then(Value::as_object)
         .unwrap_or(&empty);
+    let required = |key: &str| {
+        parameters
+            .get("required")
+            .and_then(Value::as_array)
+            .is_some_and(|r| r.iter().any(|n| n.as_str() == Some(key)))
+    };
     object
         .into_iter()
         .filter_map(|(key, value)| {
             let prop = props.get(&key)?;
+            // `null` for an optional argument means "not given", as clients and models send it.
+            if value.is_null() && !required(&key) {
+                return None;
+            }
             let ty = prop.get("type").and_then(Value::as_str);
             Some((key, coerce_value(value, ty, coercion)))
         })
@@ -300,6 +311,7 @@ fn article(ty: &str) -> &'static str {
         "string" => "a string",
         "array" => "an array",
         "object" => "an object",
+        "null" => "null",
         _ => "a value",
     }
 }
@@ -357,4 +369,34 @@ pub fn check_arguments(parameters: &Value, arguments: &Map<String, Value>) -> Re
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn optional_nulls_are_dropped_and_wrong_types_named() {
+        let params = json!({
+            "type": "object",
+            "properties": {"code": {"type": "string"}, "limit": {"type": "integer"}},
+            "required": ["code"]
+        });
+        let args = coerce_arguments(
+            &params,
+            &json!({"code": "x", "limit": null}),
+            Coercion::FromStrings,
+        );
+        assert_eq!(Value::Object(args.clone()), json!({"code": "x"}));
+        assert!(check_arguments(&params, &args).is_ok());
+        // A required argument given as null is still refused, by name.
+        let args = coerce_arguments(&params, &json!({"code": null}), Coercion::FromStrings);
+        let err = check_arguments(&params, &args).expect_err("null code");
+        assert!(err.contains("`code`") && err.contains("null"), "{err}");
+        let args = coerce_arguments(&params, &json!({"code": "x", "limit": "7"}), Coercion::FromStrings);
+        assert_eq!(args["limit"], 7);
+        let args = coerce_arguments(&params, &json!({"code": 5}), Coercion::FromStrings);
+        let err = check_arguments(&params, &args).expect_err("a number for code");
+        assert!(err.contains("`code` must be a string"), "{err}");
+    }
 }

@@ -243,7 +243,11 @@ impl Registry {
         };
         let mut link = match ready {
             Ok(link) => link,
-            Err(e) => return (Err(e), Some(slot), previous),
+            Err(e) => {
+                // Nothing was sent: the cancelled command is still the next one's to wait for.
+                *live.unfinished() = previous;
+                return (Err(e), Some(slot), None);
+            }
         };
         let timeout = self.config().command_timeout;
         let result = tokio::select! {

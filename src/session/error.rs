@@ -54,7 +54,7 @@ pub enum SessionError {
 fn cancelled_text(what: &str, sent: bool) -> String {
     if sent {
         format!(
-            "{what}. The command had already been sent, so it may still run in Blender; its connection was dropped and the next command reconnects."
+            "{what}. The command had already been sent, so it may still run in Blender; its connection is not used again, and the next command opens a new one."
         )
     } else {
         format!("{what} before anything was sent to Blender.")
