@@ -114,7 +114,11 @@ mod tests {
         let tools = BlenderServer::new(crate::session::Registry::new(Default::default())).tools;
         for tool in tools.iter() {
             let mut found = Vec::new();
-            walk(&Value::Object((*tool.input_schema).clone()), &mut found, &tool.name);
+            walk(
+                &Value::Object((*tool.input_schema).clone()),
+                &mut found,
+                &tool.name,
+            );
             assert!(found.is_empty(), "not plain: {found:?}");
             if let Some(out) = &tool.output_schema {
                 let text = Value::Object((**out).clone()).to_string();

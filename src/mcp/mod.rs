@@ -39,8 +39,8 @@ use rmcp::model::{
     ServerCapabilities, ServerConfig, SubscribeRequestParams, SubscriptionFilter, Tool,
     UnsubscribeRequestParams,
 };
-use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
-use rmcp::{ErrorData, RoleServer, ServerHandler};
+use rmcp::service::{RequestContext, SubscriptionContext};
+use rmcp::{ErrorData, Peer, RoleServer, ServerHandler};
 use serde_json::Value;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
@@ -176,7 +176,7 @@ impl BlenderServer {
 impl BlenderServer {
     /// Start forwarding session events to this client, once it asked for any (a
     /// subscription or a log level): until then no event is even built for it.
-    fn watch_events(&self) {
+    fn watch_events(&self, peer: &Peer<RoleServer>) {
         let interests = &self.client.interests;
         if interests
             .watching
@@ -184,14 +184,8 @@ impl BlenderServer {
         {
             return;
         }
-        let Some(peer) = notify::peer(interests).clone() else {
-            interests
-                .watching
-                .store(false, std::sync::atomic::Ordering::SeqCst);
-            return;
-        };
         tokio::spawn(notify::forward(
-            peer,
+            peer.clone(),
             Arc::downgrade(interests),
             self.registry.subscribe(),
             self.client.stop.clone(),
@@ -314,7 +308,7 @@ impl ServerHandler for BlenderServer {
     async fn subscribe(
         &self,
         request: SubscribeRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
         if Uri::parse(&request.uri).is_none() {
             return Err(ErrorData::resource_not_found(
@@ -323,7 +317,7 @@ impl ServerHandler for BlenderServer {
             ));
         }
         notify::subscribed(&self.client.interests).insert(request.uri);
-        self.watch_events();
+        self.watch_events(&context.peer);
         Ok(())
     }
 
@@ -421,15 +415,11 @@ impl ServerHandler for BlenderServer {
     async fn set_level(
         &self,
         request: SetLevelRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
         *notify::level(&self.client.interests) = Some(request.level);
-        self.watch_events();
+        self.watch_events(&context.peer);
         Ok(())
-    }
-
-    async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
-        *notify::peer(&self.client.interests) = Some(context.peer.clone());
     }
 }
 

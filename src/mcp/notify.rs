@@ -25,8 +25,6 @@ pub struct Interests {
     pub subscribed: Mutex<HashSet<String>>,
     /// The level set with `logging/setLevel`.
     pub level: Mutex<Option<LoggingLevel>>,
-    /// The client's peer, once it is initialized.
-    pub peer: Mutex<Option<Peer<RoleServer>>>,
     /// Whether the event forwarder runs.
     pub watching: std::sync::atomic::AtomicBool,
 }
@@ -170,9 +168,4 @@ pub fn subscribed(interests: &Interests) -> std::sync::MutexGuard<'_, HashSet<St
 /// The log level, locked.
 pub fn level(interests: &Interests) -> std::sync::MutexGuard<'_, Option<LoggingLevel>> {
     guard(&interests.level)
-}
-
-/// The client's peer, locked.
-pub fn peer(interests: &Interests) -> std::sync::MutexGuard<'_, Option<Peer<RoleServer>>> {
-    guard(&interests.peer)
 }

@@ -393,7 +393,11 @@ mod tests {
         let args = coerce_arguments(&params, &json!({"code": null}), Coercion::FromStrings);
         let err = check_arguments(&params, &args).expect_err("null code");
         assert!(err.contains("`code`") && err.contains("null"), "{err}");
-        let args = coerce_arguments(&params, &json!({"code": "x", "limit": "7"}), Coercion::FromStrings);
+        let args = coerce_arguments(
+            &params,
+            &json!({"code": "x", "limit": "7"}),
+            Coercion::FromStrings,
+        );
         assert_eq!(args["limit"], 7);
         let args = coerce_arguments(&params, &json!({"code": 5}), Coercion::FromStrings);
         let err = check_arguments(&params, &args).expect_err("a number for code");
