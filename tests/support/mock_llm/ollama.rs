@@ -4,6 +4,7 @@
 //! application/x-ndjson`, chunked): content pieces with `done: false`, tool calls in a
 //! `done: false` chunk (with `id` and `function.index`), a final `done: true` chunk with
 //! `done_reason` and the metrics, or an `{"error": …}` line in the middle of the stream.
+//! Also the `chat` flags that point a test at the mock as Ollama.
 
 use std::convert::Infallible;
 use std::sync::atomic::Ordering;
@@ -14,7 +15,19 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::{MockState, Turn, capabilities, json_response, next_call_id, record};
+use super::{
+    MockLlm, MockState, TOOL_MODEL, Turn, capabilities, json_response, next_call_id, record,
+};
+
+/// The chat endpoint's path (its requests are read back with [`MockLlm::bodies`]).
+pub const CHAT: &str = "/api/chat";
+
+/// `chat` flags naming the mock as the Ollama server and [`TOOL_MODEL`], then `extra`.
+pub fn ollama_args<'a>(mock: &'a MockLlm, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["--ollama-url", mock.url.as_str(), "--model", TOOL_MODEL];
+    args.extend_from_slice(extra);
+    args
+}
 
 pub(super) async fn show(State(state): State<MockState>, body: String) -> Response {
     let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
