@@ -1,5 +1,9 @@
 //! Real Blender end to end: the spawned binary, over stdio with an MCP client, driving a real
-//! headless Blender (Debian's `blender` package) through this project's server script.
+//! headless Blender (Debian's `blender` package) through this project's server script: the
+//! whole tool chain, sessions with their own connections, closing and idle cleanup, a
+//! Blender killed and restarted, and the server script's robustness on the raw socket. The
+//! subcommands that start Blender are in `real_blender_cli.rs`, `chat` in
+//! `real_blender_chat.rs`.
 //!
 //! Where `blender` is not installed these tests are skipped: each writes `SKIPPED <test>:
 //! <reason>` to stderr, which `.ci/run` counts as skipped; in CI (`CI` set) a missing Blender
@@ -16,7 +20,7 @@ use rmcp::model::CallToolRequestParams;
 use rmcp::transport::{ConfigureCommandExt, TokioChildProcess};
 use serde_json::{Value, json};
 use support::blender::{blender_or_skip, start_blender};
-use support::{Client, RawServer, call, closed_port, ok, structured, text};
+use support::{Client, call, closed_port, ok, structured, text};
 
 const BIN: &str = env!("CARGO_BIN_EXE_blender-session-mcp");
 
@@ -461,206 +465,4 @@ async fn the_server_script_survives_split_utf8_and_malformed_json() {
     );
     drop(sock);
     blender.stop(Duration::from_secs(10)).await.expect("stop");
-}
-
-/// `serve --spawn-blender` keeps stdout pure JSON-RPC (Blender's own output goes to
-/// stderr), and leaves an already running Blender on the port alone.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn spawn_blender_keeps_stdout_clean_and_leaves_a_running_blender_alone() {
-    if !blender_or_skip("spawn_blender_keeps_stdout_clean_and_leaves_a_running_blender_alone") {
-        return;
-    }
-    async fn session(port: u16) -> (Vec<String>, String) {
-        let port = port.to_string();
-        let mut server =
-            RawServer::start(&["serve", "--spawn-blender", "--blender-port", &port]).await;
-        let r = server
-            .call_tool(
-                2,
-                "execute_blender_code",
-                json!({"code": "print('hello from blender')"}),
-            )
-            .await;
-        assert_eq!(r["result"]["content"][0]["text"], "hello from blender\n");
-        server.close_stdin();
-        let (status, logs, lines) = server.finish().await;
-        assert!(status.success(), "{logs}");
-        (lines, logs)
-    }
-
-    // Nothing on the port: the server starts Blender, whose output goes to stderr only.
-    let port = closed_port();
-    let (stdout_lines, logs) = session(port).await;
-    for line in &stdout_lines {
-        let v: Value = serde_json::from_str(line).expect("JSON");
-        assert_eq!(v["jsonrpc"], "2.0", "{line}");
-    }
-    assert!(
-        logs.contains("[bsm-server]"),
-        "Blender's output went to stderr:\n{logs}"
-    );
-    assert!(logs.contains("starting headless Blender"), "{logs}");
-    let target = Target::new("127.0.0.1", port);
-    assert!(
-        !blender_session_mcp::headless::port_answers(&target).await,
-        "stopped with the server"
-    );
-
-    // A Blender already listening is used and left running.
-    let port = closed_port();
-    let blender = start_blender(port).await;
-    let (_, logs) = session(port).await;
-    assert!(logs.contains("leaving it alone"), "{logs}");
-    let target = Target::new("127.0.0.1", port);
-    assert!(
-        blender_session_mcp::headless::port_answers(&target).await,
-        "still running"
-    );
-    blender.stop(Duration::from_secs(10)).await.expect("stop");
-}
-
-/// `blender-session-mcp blender` starts a headless Blender, says what it started, and stops
-/// it cleanly on SIGTERM.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_blender_subcommand_starts_and_stops_blender() {
-    use tokio::io::{AsyncBufReadExt, BufReader};
-    if !blender_or_skip("the_blender_subcommand_starts_and_stops_blender") {
-        return;
-    }
-    let port = closed_port();
-    let mut child = tokio::process::Command::new(BIN)
-        .args(["blender", "--port", &port.to_string()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let first = tokio::time::timeout(Duration::from_secs(120), lines.next_line())
-        .await
-        .expect("in time")
-        .expect("read")
-        .expect("a line");
-    assert!(first.contains(&format!("127.0.0.1:{port}")), "{first}");
-    assert!(first.contains("Stop with Ctrl-C"), "{first}");
-    let target = Target::new("127.0.0.1", port);
-    assert!(blender_session_mcp::headless::port_answers(&target).await);
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id().expect("pid") as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .expect("signal");
-    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
-        .await
-        .expect("exits")
-        .expect("status");
-    assert!(status.success(), "{status:?}");
-    assert!(!blender_session_mcp::headless::port_answers(&target).await);
-}
-
-/// The README's run command: `demo` prints the cube, the state and a history with
-/// durations, and exits 0.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_demo_adds_a_cube_and_prints_state_and_history() {
-    if !blender_or_skip("the_demo_adds_a_cube_and_prints_state_and_history") {
-        return;
-    }
-    let port = closed_port();
-    let out = tokio::time::timeout(
-        Duration::from_secs(180),
-        tokio::process::Command::new(BIN)
-            .args(["demo", "--blender-port", &port.to_string()])
-            .output(),
-    )
-    .await
-    .expect("in time")
-    .expect("run");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    for expected in [
-        "SessionManager initialized",
-        "✓ Session created: scene-",
-        "✓ Blender connected for session",
-        "Created HelloCube at (0.0, 0.0, 1.0)",
-        "HelloCube    MESH",
-        "\"active\": \"HelloCube\"",
-        "execute_code (execute_blender_code): success (",
-        "✓ Session closed: scene-",
-    ] {
-        assert!(
-            stdout.contains(expected),
-            "demo output lacks {expected:?}:\n{stdout}"
-        );
-    }
-    let target = Target::new("127.0.0.1", port);
-    assert!(
-        !blender_session_mcp::headless::port_answers(&target).await,
-        "the demo stopped its Blender"
-    );
-}
-
-/// `chat` end to end with real Blender: a scripted model (the mock Ollama) writes real `bpy`
-/// code, Blender runs it, and the result and the refreshed scene reach the model.
-#[tokio::test]
-async fn chat_drives_real_blender_through_a_model() {
-    use support::mock_llm::{MockLlm, TOOL_MODEL, Turn, calls, last_message};
-    if !blender_or_skip("chat_drives_real_blender_through_a_model") {
-        return;
-    }
-    let mock = MockLlm::start(|body| {
-        let last = last_message(body);
-        if last["role"] == "user" {
-            calls(&[(
-                "execute_blender_code",
-                json!({"code": "bpy.ops.mesh.primitive_cube_add(location=(0, 0, 2))\n\
-                    cube = bpy.context.active_object\n\
-                    cube.name = 'RedCube'\n\
-                    mat = bpy.data.materials.new('Red')\n\
-                    mat.diffuse_color = (1, 0, 0, 1)\n\
-                    cube.data.materials.append(mat)\n\
-                    print(cube.name, tuple(cube.location), cube.active_material.name)"}),
-            )])
-        } else {
-            Turn::Text(format!(
-                "Blender says: {}",
-                last["content"].as_str().unwrap_or_default().trim()
-            ))
-        }
-    })
-    .await;
-    let port = closed_port();
-    let url = mock.url.clone();
-    let run = support::run_chat_port(
-        port,
-        &[
-            "--spawn-blender",
-            "--yes",
-            "--ollama-url",
-            &url,
-            "--model",
-            TOOL_MODEL,
-            "add a red cube at 0,0,2",
-        ],
-        "",
-    )
-    .await;
-    assert_eq!(run.code, Some(0), "{}", run.stderr);
-    assert_eq!(
-        run.stdout.trim(),
-        "Blender says: RedCube (0.0, 0.0, 2.0) Red"
-    );
-    let bodies = mock.bodies("/api/chat");
-    let scene = bodies[1]["messages"][0]["content"].as_str().unwrap();
-    assert!(
-        scene.contains("- RedCube (MESH) at (0, 0, 2)") && scene.contains("Active object: RedCube"),
-        "the real scene, read again for the next turn: {scene}"
-    );
-    assert!(
-        !blender_session_mcp::headless::port_answers(&Target::new("127.0.0.1", port)).await,
-        "the chat stopped the Blender it started"
-    );
 }

@@ -1,0 +1,108 @@
+//! Benchmarks: per-call overhead, large replies, cold start, sessions at scale, parallel
+//! sessions, history. Run with `cargo bench --bench blender_bench` (about 2 minutes on 2
+//! cores); `BENCH_SCALE=smoke` runs every figure with tiny sizes (CI does, so it cannot rot).
+//!
+//! It starts its own zero-delay fake addon, a Rust twin of the BlenderMCP addon ([`twin`]),
+//! and fills one table ([`report`]) with the figures of [`calls`], [`large`] and
+//! [`sessions`], driving the server as [`drive`] says, memory counted by [`alloc`]. This
+//! file owns the sizes (`BENCH_SCALE`), the order of the figures and the command line.
+
+mod alloc;
+mod calls;
+mod drive;
+mod large;
+mod report;
+mod sessions;
+mod twin;
+
+use std::time::Instant;
+
+use report::Table;
+use twin::{Twin, run_twin};
+
+const MB: usize = 1 << 20;
+
+struct Scale {
+    calls: usize,
+    warmup: usize,
+    large_mb: Vec<usize>,
+    large_n: usize,
+    spawns: usize,
+    sessions: usize,
+    par_sessions: usize,
+    par_calls: usize,
+    history: usize,
+}
+
+impl Scale {
+    fn from_env() -> Scale {
+        if std::env::var("BENCH_SCALE").as_deref() == Ok("smoke") {
+            Scale {
+                calls: 50,
+                warmup: 10,
+                large_mb: vec![1],
+                large_n: 1,
+                spawns: 2,
+                sessions: 100,
+                par_sessions: 4,
+                par_calls: 5,
+                history: 50,
+            }
+        } else {
+            Scale {
+                calls: 2000,
+                warmup: 200,
+                large_mb: vec![1, 20, 100],
+                large_n: 3,
+                spawns: 20,
+                sessions: 10_000,
+                par_sessions: 100,
+                par_calls: 100,
+                history: 1000,
+            }
+        }
+    }
+}
+
+async fn bench(scale: Scale) -> Table {
+    let mut t = Table::new();
+    let twin = Twin::start(0);
+    calls::overhead(&mut t, &twin, &scale).await;
+    large::replies(&mut t, &twin, &scale).await;
+    calls::cold_start(&mut t, &twin, &scale).await;
+    sessions::at_scale(&mut t, &twin, &scale).await;
+    sessions::parallel(&mut t, &twin, &scale).await;
+    sessions::history(&mut t, &twin, &scale).await;
+    t
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--twin") {
+        let delay = args
+            .iter()
+            .position(|a| a == "--delay-ms")
+            .and_then(|i| args.get(i + 1))
+            .and_then(|d| d.parse().ok())
+            .unwrap_or(0);
+        run_twin(delay);
+        return;
+    }
+    if args.iter().any(|a| a == "--list") {
+        // `cargo bench -- --list` (and cargo's own probing): nothing to list.
+        return;
+    }
+    let scale = Scale::from_env();
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let started = Instant::now();
+    let table = rt.block_on(bench(scale));
+    println!(
+        "\nblender-session-mcp benchmarks ({} cores, {}), {:.0} s\n",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
+        std::env::var("BENCH_SCALE").unwrap_or_else(|_| "full".into()),
+        started.elapsed().as_secs_f64()
+    );
+    table.print();
+}
