@@ -207,10 +207,12 @@ impl Registry {
                 limit: self.inner.config.max_sessions,
             });
         }
-        let (id, record) =
-            self.inner
-                .records
-                .create(new_session_id, target, self.inner.config.history_limit);
+        let (id, record) = self.inner.records.create(
+            new_session_id,
+            |id| live.contains_key(id),
+            target,
+            self.inner.config.history_limit,
+        );
         live.insert(id.clone(), Arc::new(Live::new(id.clone(), record)));
         drop(live);
         tracing::info!("✓ Session created: {id}");
@@ -408,7 +410,7 @@ impl Registry {
         let info = match self
             .inner
             .records
-            .close(&live.id, reason, live.in_flight() > 0)
+            .close(&live.record, reason, live.in_flight() > 0)
         {
             Some(info) => info,
             None => self.info_of(&live),

@@ -1,10 +1,10 @@
-//! Session records in this process's memory, and the one place every record change goes
-//! through. Each change method updates one record and publishes the matching [`Event`]; a
-//! persistent or shared store plugs in here, behind the same methods.
+//! Session records in this process's memory (each behind its own handle, indexed by the
+//! registry's session map), and the one place every record change goes through. Each change
+//! method updates one record and publishes the matching [`Event`]; a persistent or shared
+//! store plugs in here, behind the same methods.
 //!
 //! Records sit behind short-lived sync mutexes, one per session, never held across I/O.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -32,7 +32,6 @@ pub fn lock(record: &RecordRef) -> MutexGuard<'_, SessionRecord> {
 /// The records of every open session.
 #[derive(Debug)]
 pub struct Records {
-    map: Mutex<HashMap<Arc<str>, RecordRef>>,
     events: broadcast::Sender<Event>,
     next_event: AtomicU64,
     clock: Clock,
@@ -42,15 +41,10 @@ impl Records {
     /// An empty store on `clock`.
     pub fn new(clock: Clock) -> Self {
         Records {
-            map: Mutex::new(HashMap::new()),
             events: broadcast::channel(EVENT_BUFFER).0,
             next_event: AtomicU64::new(1),
             clock,
         }
-    }
-
-    fn map(&self) -> MutexGuard<'_, HashMap<Arc<str>, RecordRef>> {
-        self.map.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The clock records are stamped with.
@@ -77,41 +71,46 @@ impl Records {
         let _ = self.events.send(event);
     }
 
-    /// Store a new record under a fresh id made by `new_id` (tried again while the id is
-    /// taken, checked against this store). Returns the id, to share as a map key, and the
-    /// record's handle.
+    /// A new record under a fresh id made by `new_id`, tried again while `taken` says the id
+    /// is in use (the caller holds its index locked meanwhile). Returns the id, to share as
+    /// an index key, and the record's handle.
     pub fn create(
         &self,
         mut new_id: impl FnMut() -> String,
+        taken: impl Fn(&str) -> bool,
         target: Target,
         history_limit: usize,
     ) -> (Arc<str>, RecordRef) {
-        let mut map = self.map();
         let mut id = new_id();
-        while map.contains_key(id.as_str()) {
+        while taken(&id) {
             id = new_id();
         }
         let key: Arc<str> = Arc::from(id.as_str());
         let record = SessionRecord::new(id, target.clone(), self.clock.now(), history_limit);
         let handle = Arc::new(Mutex::new(record));
-        map.insert(key.clone(), handle.clone());
-        drop(map);
         self.publish(&key, || EventKind::SessionCreated { target });
         (key, handle)
     }
 
-    /// Remove a record and mark it closed (nothing about it is published afterwards, even by
-    /// a command still finishing on it). Returns its final info, `busy` when a command is
-    /// still queued or running on it.
-    pub fn close(&self, id: &str, reason: CloseReason, busy: bool) -> Option<SessionInfo> {
-        let handle = self.map().remove(id)?;
-        let info = {
-            let mut r = lock(&handle);
+    /// Mark a record closed (nothing about it is published afterwards, even by a command
+    /// still finishing on it). Returns its final info, `busy` when a command is still queued
+    /// or running on it; `None` when it was closed already.
+    pub fn close(
+        &self,
+        record: &RecordRef,
+        reason: CloseReason,
+        busy: bool,
+    ) -> Option<SessionInfo> {
+        let (id, info) = {
+            let mut r = lock(record);
+            if r.closed {
+                return None;
+            }
             r.connection.connected = false;
             r.closed = true;
-            r.info(self.clock.now(), busy)
+            (r.id.clone(), r.info(self.clock.now(), busy))
         };
-        self.publish(id, || EventKind::SessionClosed { reason });
+        self.publish(&id, || EventKind::SessionClosed { reason });
         Some(info)
     }
 
@@ -307,7 +306,7 @@ mod tests {
     fn every_change_is_one_event_and_nothing_follows_a_close() {
         let records = Records::new(Clock::new());
         let mut rx = records.subscribe();
-        let (id, r) = records.create(|| "s-1".into(), Target::new("127.0.0.1", 1), 10);
+        let (_id, r) = records.create(|| "s-1".into(), |_| false, Target::new("127.0.0.1", 1), 10);
         records.connection_opened(&r);
         records.command_started(&r, "execute_code", "t");
         let snap = Snapshot {
@@ -334,9 +333,13 @@ mod tests {
             ]
         );
         let info = records
-            .close(&id, CloseReason::Closed, false)
+            .close(&r, CloseReason::Closed, false)
             .expect("closed");
         assert_eq!(info.command_count, 2);
+        assert!(
+            records.close(&r, CloseReason::Closed, false).is_none(),
+            "closed once"
+        );
         records.command_finished(&r, entry(), serde_json::json!(null), None, true);
         records.connection_down(&r, "gone".into());
         assert_eq!(kinds(&mut rx), ["session_closed"]);
