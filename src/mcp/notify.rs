@@ -109,7 +109,7 @@ pub fn log_line(event: &Event) -> (LoggingLevel, String) {
 pub async fn forward(
     peer: Peer<RoleServer>,
     interests: std::sync::Weak<Interests>,
-    mut events: broadcast::Receiver<Event>,
+    mut events: crate::session::store::Subscription,
     stop: CancellationToken,
 ) {
     loop {

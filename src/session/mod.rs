@@ -26,3 +26,4 @@ pub use events::{CloseReason, Event, EventKind};
 pub use history::{HistoryEntry, Outcome};
 pub use record::{SessionHistory, SessionInfo, SessionRecord, SessionState};
 pub use registry::{Registry, RegistryConfig};
+pub use store::Subscription;

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::classic::{ClassicBackend, ClassicConfig};
@@ -31,10 +31,10 @@ use crate::backend::{
 use super::clock::Clock;
 use super::command::Call;
 use super::error::SessionError;
-use super::events::{CloseReason, Event};
+use super::events::CloseReason;
 use super::live::{Busy, Live};
 use super::record::{SessionHistory, SessionInfo, new_session_id};
-use super::store::{Records, lock};
+use super::store::{Records, Subscription, lock};
 
 /// Settings of a registry; the CLI's flags map onto these one to one.
 #[derive(Debug, Clone)]
@@ -164,7 +164,7 @@ impl Registry {
     }
 
     /// Every session change from now on, as events.
-    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+    pub fn subscribe(&self) -> Subscription {
         self.inner.records.subscribe()
     }
 

@@ -5,7 +5,7 @@
 //!
 //! Records sit behind short-lived sync mutexes, one per session, never held across I/O.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::broadcast;
@@ -29,10 +29,37 @@ pub fn lock(record: &RecordRef) -> MutexGuard<'_, SessionRecord> {
     record.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// A subscriber's view of the event stream; dropping it unsubscribes.
+#[derive(Debug)]
+pub struct Subscription {
+    events: broadcast::Receiver<Event>,
+    listeners: Arc<AtomicUsize>,
+}
+
+impl Subscription {
+    /// The next event; `Lagged` when this subscriber fell more than the buffer behind.
+    pub async fn recv(&mut self) -> Result<Event, broadcast::error::RecvError> {
+        self.events.recv().await
+    }
+
+    /// The next event if one is waiting.
+    pub fn try_recv(&mut self) -> Result<Event, broadcast::error::TryRecvError> {
+        self.events.try_recv()
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.listeners.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// The records of every open session.
 #[derive(Debug)]
 pub struct Records {
     events: broadcast::Sender<Event>,
+    /// Live [`Subscription`]s.
+    listeners: Arc<AtomicUsize>,
     next_event: AtomicU64,
     clock: Clock,
 }
@@ -42,6 +69,7 @@ impl Records {
     pub fn new(clock: Clock) -> Self {
         Records {
             events: broadcast::channel(EVENT_BUFFER).0,
+            listeners: Arc::new(AtomicUsize::new(0)),
             next_event: AtomicU64::new(1),
             clock,
         }
@@ -53,13 +81,23 @@ impl Records {
     }
 
     /// Subscribe to every change from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
-        self.events.subscribe()
+    pub fn subscribe(&self) -> Subscription {
+        self.listeners.fetch_add(1, Ordering::SeqCst);
+        Subscription {
+            events: self.events.subscribe(),
+            listeners: self.listeners.clone(),
+        }
+    }
+
+    /// Whether anyone listens. An atomic read: the broadcast channel's own receiver count
+    /// takes a lock every command of every session would contend on.
+    fn listening(&self) -> bool {
+        self.listeners.load(Ordering::Relaxed) > 0
     }
 
     /// Publish an event, built only when someone listens.
     fn publish(&self, session_id: &str, kind: impl FnOnce() -> EventKind) {
-        if self.events.receiver_count() == 0 {
+        if !self.listening() {
             return;
         }
         let event = Event {
@@ -135,7 +173,7 @@ impl Records {
         snapshot: Option<&Snapshot>,
         answered: bool,
     ) -> u64 {
-        let listening = self.events.receiver_count() > 0;
+        let listening = self.listening();
         let now = self.clock.now();
         let (id, seq, recorded, change) = {
             let mut r = lock(record);
@@ -207,7 +245,7 @@ impl Records {
     fn change(&self, record: &RecordRef, f: impl FnOnce(&mut SessionRecord)) -> Option<String> {
         let mut r = lock(record);
         f(&mut r);
-        (self.events.receiver_count() > 0 && !r.closed).then(|| r.id.clone())
+        (self.listening() && !r.closed).then(|| r.id.clone())
     }
 
     /// Overwrite parts of the tracked state (the design's `update_state`).
@@ -293,7 +331,7 @@ mod tests {
         }
     }
 
-    fn kinds(rx: &mut broadcast::Receiver<Event>) -> Vec<String> {
+    fn kinds(rx: &mut Subscription) -> Vec<String> {
         let mut out = Vec::new();
         while let Ok(e) = rx.try_recv() {
             let v = serde_json::to_value(&e).expect("serializes");
