@@ -26,7 +26,7 @@ type LinkSlot<'a> = tokio::sync::MutexGuard<'a, Option<Box<dyn Link>>>;
 type Exchanged<'a> = (
     Result<Answer, SessionError>,
     Option<LinkSlot<'a>>,
-    Option<Unfinished>,
+    Option<Box<Unfinished>>,
 );
 
 /// Waits shorter than this are not worth telling.
@@ -34,7 +34,7 @@ const NOTEWORTHY_WAIT: std::time::Duration = std::time::Duration::from_millis(10
 
 /// How long a command that started at `started` waited for a cancelled one before it, as a
 /// note for the caller, when that was long enough to matter.
-async fn waited_for(mut previous: Unfinished, started: Instant) -> Option<String> {
+async fn waited_for(mut previous: Box<Unfinished>, started: Instant) -> Option<String> {
     // Blender answers the cancelled command before this one; its answer is noticed on
     // another socket, so allow it a moment to arrive.
     if previous.done.borrow().is_none() {
@@ -305,7 +305,7 @@ impl Registry {
                     tokio::spawn(stop);
                 }
                 let (done, rx) = tokio::sync::watch::channel(None);
-                *live.unfinished() = Some(Unfinished { seq: 0, done: rx });
+                *live.unfinished() = Some(Box::new(Unfinished { seq: 0, done: rx }));
                 let wait = self.config().command_timeout;
                 tokio::spawn(async move {
                     let mut link = link;

@@ -25,7 +25,7 @@ pub(crate) struct Live {
     pub(crate) closed: CancellationToken,
     /// A command cancelled after it was sent, that Blender may still be running; guarded
     /// by the link slot's lock in practice (set and taken only while it is held).
-    pub(crate) unfinished: std::sync::Mutex<Option<Unfinished>>,
+    pub(crate) unfinished: std::sync::Mutex<Option<Box<Unfinished>>>,
 }
 
 /// A command cancelled after it was sent: Blender runs it to its end anyway.
@@ -49,7 +49,7 @@ impl Live {
         }
     }
 
-    pub(crate) fn unfinished(&self) -> std::sync::MutexGuard<'_, Option<Unfinished>> {
+    pub(crate) fn unfinished(&self) -> std::sync::MutexGuard<'_, Option<Box<Unfinished>>> {
         self.unfinished.lock().unwrap_or_else(|e| e.into_inner())
     }
 

@@ -24,11 +24,11 @@ pub(super) struct ClassicLink {
     conn: Connection,
     /// Whether Blender runs on this machine (it can then hand over files it writes).
     local: bool,
-    config: ClassicConfig,
+    config: std::sync::Arc<ClassicConfig>,
     /// What the addon said about itself, asked at most once per connection.
     addon: Option<AddonInfo>,
     /// Why the connection can no longer be used, once a round trip failed.
-    broken: Option<String>,
+    broken: Option<Box<str>>,
 }
 
 /// What one exchange produced: `Err` = the link broke; `Ok(Err)` = Blender reported an error
@@ -36,7 +36,11 @@ pub(super) struct ClassicLink {
 type Exchanged = Result<Result<Value, BackendError>, BackendError>;
 
 impl ClassicLink {
-    pub(super) fn new(conn: Connection, target: &Target, config: ClassicConfig) -> Self {
+    pub(super) fn new(
+        conn: Connection,
+        target: &Target,
+        config: std::sync::Arc<ClassicConfig>,
+    ) -> Self {
         ClassicLink {
             conn,
             local: target.is_local(),
@@ -59,7 +63,7 @@ impl ClassicLink {
             Ok(Reply::Success(result)) => Ok(Ok(result)),
             Ok(Reply::Error(message)) => Ok(Err(BackendError::Blender { message })),
             Err(e) => {
-                self.broken = Some(e.to_string());
+                self.broken = Some(e.to_string().into());
                 Err(link_error(command, e))
             }
         }
@@ -282,7 +286,7 @@ impl ClassicLink {
 impl Link for ClassicLink {
     fn probe_idle(&mut self) -> IdleState {
         match &self.broken {
-            Some(why) => IdleState::Broken(why.clone()),
+            Some(why) => IdleState::Broken(why.to_string()),
             None => self.conn.probe_idle(),
         }
     }

@@ -61,13 +61,16 @@ pub struct ClassicConfig {
 /// The classic BlenderMCP addon backend.
 #[derive(Debug, Clone)]
 pub struct ClassicBackend {
-    config: ClassicConfig,
+    /// Shared by every link (one pointer per connection, not a copy).
+    config: std::sync::Arc<ClassicConfig>,
 }
 
 impl ClassicBackend {
     /// A backend with these settings.
     pub fn new(config: ClassicConfig) -> Self {
-        ClassicBackend { config }
+        ClassicBackend {
+            config: std::sync::Arc::new(config),
+        }
     }
 }
 
