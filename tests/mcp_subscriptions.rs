@@ -6,22 +6,14 @@ mod support;
 
 use std::time::Duration;
 
-use blender_session_mcp::mcp::BlenderServer;
 use blender_session_mcp::session::Registry;
-use rmcp::ServiceExt;
 use rmcp::model::{ProtocolVersion, ServerNotification, SubscriptionFilter};
 use rmcp::service::{ClientLifecycleMode, ClientServiceExt};
 use serde_json::json;
 use support::{Client, FakeAddon, call, config, ok};
 
 async fn connect(reg: Registry) -> Client {
-    let (server_io, client_io) = tokio::io::duplex(1 << 20);
-    let server = BlenderServer::new(reg);
-    tokio::spawn(async move {
-        if let Ok(service) = server.serve(server_io).await {
-            let _ = service.waiting().await;
-        }
-    });
+    let client_io = support::serve_in_process(reg);
     // The 2026-07-28 lifecycle (server/discover, no initialize): subscriptions/listen.
     ().serve_with_lifecycle(
         client_io,

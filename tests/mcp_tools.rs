@@ -6,7 +6,6 @@ mod support;
 use std::time::Duration;
 
 use blender_session_mcp::backend::Target;
-use blender_session_mcp::mcp::BlenderServer;
 use blender_session_mcp::session::Registry;
 use rmcp::ServiceExt;
 use rmcp::model::CallToolRequestParams;
@@ -14,13 +13,7 @@ use serde_json::{Value, json};
 use support::{Client, FakeAddon, call, closed_port, config, err, ok, text};
 
 async fn connect(reg: Registry) -> Client {
-    let (server_io, client_io) = tokio::io::duplex(1 << 20);
-    let server = BlenderServer::new(reg);
-    tokio::spawn(async move {
-        if let Ok(service) = server.serve(server_io).await {
-            let _ = service.waiting().await;
-        }
-    });
+    let client_io = support::serve_in_process(reg);
     ().serve(client_io).await.expect("client initializes")
 }
 

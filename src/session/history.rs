@@ -141,24 +141,30 @@ impl History {
     }
 }
 
+/// A successful `execute_code` entry with nothing recorded, for tests.
+#[cfg(test)]
+pub(crate) fn test_entry() -> HistoryEntry {
+    HistoryEntry {
+        seq: 0,
+        timestamp: 0.0,
+        command: "execute_code".into(),
+        tool: "execute_blender_code".into(),
+        arguments: serde_json::json!({}),
+        outcome: Outcome::Success,
+        result: None,
+        message: None,
+        duration: 0.0,
+        note: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
 
     fn entry() -> HistoryEntry {
-        HistoryEntry {
-            seq: 0,
-            timestamp: 0.0,
-            command: "execute_code".into(),
-            tool: "execute_blender_code".into(),
-            arguments: json!({}),
-            outcome: Outcome::Success,
-            result: None,
-            message: None,
-            duration: 0.0,
-            note: None,
-        }
+        test_entry()
     }
 
     #[test]

@@ -314,21 +314,9 @@ fn state_change(before: &[String], selection: &Selection, after: &Snapshot) -> O
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::session::history::Outcome;
 
     fn entry() -> HistoryEntry {
-        HistoryEntry {
-            seq: 0,
-            timestamp: 0.0,
-            command: "execute_code".into(),
-            tool: "t".into(),
-            arguments: serde_json::json!({}),
-            outcome: Outcome::Success,
-            result: None,
-            message: None,
-            duration: 0.0,
-            note: None,
-        }
+        crate::session::history::test_entry()
     }
 
     fn kinds(rx: &mut Subscription) -> Vec<String> {

@@ -479,3 +479,16 @@ pub async fn run_chat_env(port: u16, args: &[&str], stdin: &str, env: &[(&str, &
         .expect("chat runs");
     ChatRun::from_output(out)
 }
+
+/// Serve `reg` to one in-process MCP client; returns the client's end of the pipe.
+pub fn serve_in_process(reg: Registry) -> tokio::io::DuplexStream {
+    use rmcp::ServiceExt;
+    let (server_io, client_io) = tokio::io::duplex(1 << 20);
+    let server = blender_session_mcp::mcp::BlenderServer::new(reg);
+    tokio::spawn(async move {
+        if let Ok(service) = server.serve(server_io).await {
+            let _ = service.waiting().await;
+        }
+    });
+    client_io
+}
