@@ -133,3 +133,51 @@ async fn a_reopened_file_keeps_sessions_and_two_stores_share_one_file() {
     let c = SqliteStore::open(&path, 3).expect("reopens");
     assert_eq!(c.list(false).await.expect("list").len(), 1);
 }
+
+#[tokio::test]
+async fn two_processes_reaping_at_once_close_a_session_once() {
+    use crate::session::events::CloseReason;
+    use crate::store::{NewSession, SessionStore};
+    let (_dir, path) = temp();
+    let stores: Vec<std::sync::Arc<SqliteStore>> = (0..4)
+        .map(|_| std::sync::Arc::new(SqliteStore::open(&path, 3).expect("opens")))
+        .collect();
+    for i in 0..20 {
+        stores[0]
+            .create(NewSession {
+                id: format!("s{i}"),
+                name: None,
+                owner: "local".into(),
+                target: crate::backend::Target::new("127.0.0.1", 9876),
+                now: 1.0,
+            })
+            .await
+            .expect("create");
+    }
+    // Every store (a connection of its own, as another process has) reaps every idle
+    // session at once.
+    let mut reapers = tokio::task::JoinSet::new();
+    for store in &stores {
+        let store = store.clone();
+        reapers.spawn(async move {
+            let idle = store.list_idle(5.0, 10.0).await.expect("idle");
+            let mut closed = Vec::new();
+            for id in idle {
+                if store
+                    .close(&id, CloseReason::Idle, 10.0)
+                    .await
+                    .expect("close")
+                    .is_some()
+                {
+                    closed.push(id);
+                }
+            }
+            closed
+        });
+    }
+    let mut all: Vec<String> = reapers.join_all().await.into_iter().flatten().collect();
+    all.sort();
+    let mut expected: Vec<String> = (0..20).map(|i| format!("s{i}")).collect();
+    expected.sort();
+    assert_eq!(all, expected, "each session closed exactly once");
+}
