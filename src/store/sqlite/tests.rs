@@ -181,3 +181,69 @@ async fn two_processes_reaping_at_once_close_a_session_once() {
     expected.sort();
     assert_eq!(all, expected, "each session closed exactly once");
 }
+
+/// Per-command store cost (`begin_command` + `finish_command`, two transactions) on a real
+/// file: `cargo test --release --lib per_command_cost -- --ignored --nocapture`.
+#[tokio::test]
+#[ignore = "a measurement, not a check"]
+async fn per_command_cost() {
+    use crate::store::{BeginCommand, Begun, FinishCommand, NewSession, SessionStore};
+    let (_dir, path) = temp();
+    let store = SqliteStore::open(&path, 1000).expect("opens");
+    store
+        .create(NewSession {
+            id: "s".into(),
+            name: None,
+            owner: "local".into(),
+            target: crate::backend::Target::new("127.0.0.1", 9876),
+            now: 1.0,
+        })
+        .await
+        .expect("create");
+    let mut entry = crate::session::history::test_entry();
+    entry.arguments = serde_json::json!({"code": "import bpy\nbpy.ops.mesh.primitive_cube_add()"});
+    let mut times = Vec::new();
+    for i in 0..3000 {
+        let now = 2.0 + i as f64;
+        let started = std::time::Instant::now();
+        let begun = store
+            .begin_command(
+                "s",
+                BeginCommand {
+                    holder: "me".into(),
+                    now,
+                    lease_until: now + 10.0,
+                    entry: entry.clone(),
+                },
+            )
+            .await
+            .expect("begin");
+        let Begun::Started { seq, .. } = begun else {
+            panic!("{begun:?}")
+        };
+        store
+            .finish_command(
+                "s",
+                FinishCommand {
+                    holder: "me".into(),
+                    seq,
+                    now,
+                    entry: entry.clone(),
+                    last_command: "execute_code".into(),
+                    last_result: serde_json::json!({"status": "success", "result": "made\n"}),
+                    state: None,
+                },
+            )
+            .await
+            .expect("finish");
+        times.push(started.elapsed());
+    }
+    times.sort();
+    let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e3;
+    println!(
+        "sqlite per command (begin + finish): p50 {:.3} ms, p99 {:.3} ms over {} commands",
+        at(0.5),
+        at(0.99),
+        times.len()
+    );
+}
