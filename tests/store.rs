@@ -303,3 +303,43 @@ async fn the_sessions_command_shows_the_store_and_memory_keeps_nothing() {
     assert_eq!(structured(&r)["count"], 0);
     stop(mem).await;
 }
+
+#[tokio::test]
+async fn a_locked_store_fails_the_command_before_sending_and_recovers() {
+    use blender_session_mcp::session::{Call, Registry, SessionError};
+    use blender_session_mcp::store::sqlite::SqliteStore;
+    let fake = FakeAddon::start().await;
+    let store = TempStore::new();
+    let path = std::path::PathBuf::from(&store.path);
+    let sqlite = SqliteStore::open(&path, 100).expect("opens");
+    let cfg = support::config(fake.target());
+    let backend = std::sync::Arc::new(cfg.classic_backend());
+    let reg = Registry::with_store(cfg, backend, std::sync::Arc::new(sqlite));
+    let id = reg.create_session(None).await.expect("session");
+    // Another process holds the write lock past the busy timeout.
+    let holder = rusqlite::Connection::open(&path).expect("second connection");
+    holder.execute_batch("BEGIN EXCLUSIVE").expect("locks");
+    let err = reg
+        .execute_code(&id, "print(1)", &Call::new("t"))
+        .await
+        .expect_err("the store is locked");
+    assert!(matches!(err, SessionError::Store(_)), "{err}");
+    let text = blender_session_mcp::mcp::errors::error_text(&err);
+    assert!(text.contains(&store.path), "names the store: {text}");
+    assert!(text.contains("nothing was sent to Blender"), "{text}");
+    assert!(text.contains("retry"), "says what to do: {text}");
+    assert_eq!(fake.count("request"), 0, "nothing was sent");
+    holder.execute_batch("ROLLBACK").expect("unlocks");
+    let out = reg
+        .execute_code(&id, "print(2)", &Call::new("t"))
+        .await
+        .expect("recovers when the store is back");
+    assert_eq!(out.stdout, "2\n");
+    let h = reg.get_session_history(&id, None).await.expect("history");
+    assert_eq!(
+        h.entries.len(),
+        1,
+        "the failed command could not be recorded; the next one is"
+    );
+    reg.shutdown().await;
+}
