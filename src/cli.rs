@@ -11,6 +11,7 @@ use crate::chat::ChatConfig;
 use crate::chat::llm::Api;
 use crate::headless::SpawnConfig;
 use crate::session::RegistryConfig;
+pub use crate::sessions::{SessionsAction, SessionsArgs};
 use crate::store::open::{StoreChoice, StoreConfig};
 
 /// blender-session-mcp: an MCP server that drives a running Blender through sessions.
@@ -269,54 +270,6 @@ impl StoreArgs {
             history_limit,
         }
     }
-}
-
-/// Flags of `sessions`.
-#[derive(Debug, Clone, Args)]
-pub struct SessionsArgs {
-    /// What to do.
-    #[command(subcommand)]
-    pub action: SessionsAction,
-    /// Print JSON instead of tables.
-    #[arg(long, global = true)]
-    pub json: bool,
-    #[command(flatten)]
-    #[allow(missing_docs)]
-    pub store: StoreArgs,
-    /// History entries kept per session (used when entries are written).
-    #[arg(long, default_value_t = 1000)]
-    pub history_limit: usize,
-}
-
-/// `sessions` actions.
-#[derive(Debug, Clone, Subcommand)]
-pub enum SessionsAction {
-    /// Every open session (with --all, the closed ones not yet pruned too).
-    List {
-        /// Include closed sessions.
-        #[arg(long)]
-        all: bool,
-    },
-    /// One session's record.
-    Show {
-        /// The session id.
-        id: String,
-    },
-    /// One session's history, oldest first.
-    History {
-        /// The session id.
-        id: String,
-        /// Only the newest this many entries.
-        #[arg(long)]
-        limit: Option<usize>,
-    },
-    /// Close a session (for every process using the store).
-    Close {
-        /// The session id.
-        id: String,
-    },
-    /// Delete sessions closed longer than --retain-closed ago, with their history.
-    Prune,
 }
 
 /// Log output format.

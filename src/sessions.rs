@@ -5,9 +5,59 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::cli::{SessionsAction, SessionsArgs};
+use clap::{Args, Subcommand};
+
+use crate::cli::StoreArgs;
 use crate::session::{Registry, RegistryConfig, SessionError, SessionInfo};
 use crate::store::SessionStore;
+
+/// Flags of `sessions`.
+#[derive(Debug, Clone, Args)]
+pub struct SessionsArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: SessionsAction,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub store: StoreArgs,
+    /// History entries kept per session (used when entries are written).
+    #[arg(long, default_value_t = 1000)]
+    pub history_limit: usize,
+}
+
+/// `sessions` actions.
+#[derive(Debug, Clone, Subcommand)]
+pub enum SessionsAction {
+    /// Every open session (with --all, the closed ones not yet pruned too).
+    List {
+        /// Include closed sessions.
+        #[arg(long)]
+        all: bool,
+    },
+    /// One session's record.
+    Show {
+        /// The session id.
+        id: String,
+    },
+    /// One session's history, oldest first.
+    History {
+        /// The session id.
+        id: String,
+        /// Only the newest this many entries.
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// Close a session (for every process using the store).
+    Close {
+        /// The session id.
+        id: String,
+    },
+    /// Delete sessions closed longer than --retain-closed ago, with their history.
+    Prune,
+}
 
 /// Run `sessions`; the process exit code.
 pub async fn run(args: &SessionsArgs) -> i32 {
