@@ -26,11 +26,13 @@ async fn inspector(test: &str, method: &str, extra: &[&str]) -> Option<Value> {
     let fake = FakeAddon::start().await;
     let bin = support::node::ts_dir().join("node_modules/.bin/mcp-inspector");
     let port = fake.port.to_string();
+    let store = support::TempStore::new();
     let out = tokio::time::timeout(
         INSPECTOR_TIMEOUT,
         Command::new(&bin)
             .arg("--cli")
             .args([support::BIN, "serve", "--blender-port", &port])
+            .args(["--store-path", &store.path])
             .args(["--method", method])
             .args(extra)
             .kill_on_drop(true)
