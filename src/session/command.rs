@@ -124,12 +124,8 @@ impl Registry {
         }
         // Blender answered (whatever it said), as opposed to never being reached or heard.
         let answered = answer.is_ok();
-        let (output, recorded, snapshot) = match answer {
-            Ok(a) => (
-                a.output.map_err(SessionError::Backend),
-                a.recorded,
-                a.snapshot,
-            ),
+        let (output, recorded, state) = match answer {
+            Ok(a) => (a.output.map_err(SessionError::Backend), a.recorded, a.state),
             Err(e) => (Err(e), Value::Null, None),
         };
         let duration = started.elapsed().as_secs_f64();
@@ -158,15 +154,12 @@ impl Registry {
             note,
         };
         let cancelled_sent = matches!(output, Err(SessionError::Cancelled { sent: true }));
-        let seq = records.command_finished(
-            &live.record,
-            entry,
-            last_result,
-            snapshot.as_ref(),
-            answered,
-        );
+        // `finished.state_changed` is the cheap "did this command change the tracked state"
+        // signal (a persistent store writes the state only then).
+        let finished =
+            records.command_finished(&live.record, entry, last_result, state.as_ref(), answered);
         if cancelled_sent && let Some(u) = live.unfinished().as_mut() {
-            u.seq = seq;
+            u.seq = finished.seq;
         }
         drop(link);
         self.close_if_closed(live).await;
@@ -250,11 +243,18 @@ impl Registry {
             }
         };
         let timeout = self.config().command_timeout;
+        // Where the session stands in Blender's change journal: the state comes back as the
+        // changes since then (a short lock; the cursor is a few bytes).
+        let cursor = crate::session::store::lock(&live.record)
+            .state
+            .cursor
+            .clone();
+        let cursor = cursor.as_ref();
         let result = tokio::select! {
             biased;
             _ = live.closed.cancelled() => Err(SessionError::SessionClosed { id: live.id.to_string(), sent: true }),
             _ = call.cancel.cancelled() => Err(SessionError::Cancelled { sent: true }),
-            r = tokio::time::timeout(timeout, link.call(op)) => match r {
+            r = tokio::time::timeout(timeout, link.call(op, cursor)) => match r {
                 Err(_) => Err(SessionError::Timeout { command: command.to_owned(), after: timeout }),
                 Ok(Err(e)) => Err(SessionError::Backend(e)),
                 Ok(Ok(answer)) => Ok(answer),
@@ -271,14 +271,14 @@ impl Registry {
                 biased;
                 _ = live.closed.cancelled() => Err("the session was closed during the state read".to_owned()),
                 _ = call.cancel.cancelled() => Err("the call was cancelled during the state read".to_owned()),
-                r = tokio::time::timeout(timeout, link.read_state()) => match r {
+                r = tokio::time::timeout(timeout, link.read_state(cursor)) => match r {
                     Err(_) => Err(format!("the state read got no reply within {timeout:?}")),
                     Ok(Err(e)) => Err(e.to_string()),
-                    Ok(Ok(snapshot)) => Ok(snapshot),
+                    Ok(Ok(state)) => Ok(state),
                 },
             };
             match read {
-                Ok(snapshot) => answer.snapshot = snapshot,
+                Ok(state) => answer.state = state,
                 Err(why) => broken = Some(why),
             }
         }

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::broadcast;
 
-use crate::backend::{Selection, Snapshot, Target};
+use crate::backend::{Selection, StateUpdate, Target};
 
 use super::clock::Clock;
 use super::events::{CloseReason, Event, EventKind};
@@ -164,15 +164,16 @@ impl Records {
     }
 
     /// A command ended: its history entry (the sequence number is assigned here), the last
-    /// command and result, and the state it reported. Returns the sequence number.
+    /// command and result, and the state it reported (applied in O(changes)). Returns the
+    /// sequence number and whether the tracked state changed.
     pub fn command_finished(
         &self,
         record: &RecordRef,
         entry: HistoryEntry,
         last_result: serde_json::Value,
-        snapshot: Option<&Snapshot>,
+        state: Option<&StateUpdate>,
         answered: bool,
-    ) -> u64 {
+    ) -> Finished {
         let listening = self.listening();
         let now = self.clock.now();
         let (id, seq, recorded, change) = {
@@ -183,25 +184,32 @@ impl Records {
             }
             r.state.last_command = Some(entry.command.clone());
             r.state.last_result = Some(last_result);
-            let change = match snapshot {
-                Some(s) => {
-                    let change =
-                        listening.then(|| state_change(&r.state.objects, &r.state.selection, s));
-                    r.state.apply(s, now);
-                    change
-                }
-                None => None,
-            };
+            let applied = state.map(|s| r.state.apply(s, now));
+            let state_changed = applied.as_ref().is_some_and(|a| a.changed);
             let listening = listening && !r.closed;
+            let change =
+                applied
+                    .filter(|a| listening && a.changed)
+                    .map(|a| EventKind::StateChanged {
+                        object_count: r.state.objects.len(),
+                        added: a.added,
+                        removed: a.removed,
+                        selection: r.state.selection.clone(),
+                    });
             let recorded = listening.then(|| entry.clone());
             let seq = r.history.push(entry);
-            (r.id.clone(), seq, recorded, change.filter(|_| listening))
+            (
+                r.id.clone(),
+                Finished { seq, state_changed },
+                recorded,
+                change,
+            )
         };
         if let Some(mut entry) = recorded {
-            entry.seq = seq;
+            entry.seq = seq.seq;
             self.publish(&id, || EventKind::CommandFinished { entry });
         }
-        if let Some(Some(kind)) = change {
+        if let Some(kind) = change {
             self.publish(&id, || kind);
         }
         seq
@@ -248,7 +256,8 @@ impl Records {
         (self.listening() && !r.closed).then(|| r.id.clone())
     }
 
-    /// Overwrite parts of the tracked state (the design's `update_state`).
+    /// Overwrite parts of the tracked state (the design's `update_state`). The journal cursor
+    /// is dropped: the next report from Blender is a full one.
     pub fn set_state(
         &self,
         record: &RecordRef,
@@ -258,21 +267,26 @@ impl Records {
         let now = self.clock.now();
         let (id, kind) = {
             let mut r = lock(record);
-            let before = (r.state.objects.clone(), r.state.selection.clone());
-            if let Some(objects) = objects {
-                r.state.objects = objects;
-            }
-            if let Some(selection) = selection {
-                r.state.selection = selection;
-            }
-            r.state.refreshed_at = Some(now);
-            let snapshot = Snapshot {
+            let mut update = StateUpdate {
+                cursor: None,
                 scene: None,
-                objects: r.state.objects.clone(),
-                active: r.state.selection.active.clone(),
-                selected: r.state.selection.selected.clone(),
+                object_count: None,
+                objects: crate::backend::ObjectsUpdate::Full(
+                    r.state.objects.iter().cloned().collect(),
+                ),
+                selection,
             };
-            (r.id.clone(), state_change(&before.0, &before.1, &snapshot))
+            if let Some(objects) = objects {
+                update.objects = crate::backend::ObjectsUpdate::Full(objects);
+            }
+            let applied = r.state.apply(&update, now);
+            let kind = applied.changed.then(|| EventKind::StateChanged {
+                object_count: r.state.objects.len(),
+                added: applied.added,
+                removed: applied.removed,
+                selection: r.state.selection.clone(),
+            });
+            (r.id.clone(), kind)
         };
         if let Some(kind) = kind {
             self.publish(&id, || kind);
@@ -280,35 +294,14 @@ impl Records {
     }
 }
 
-/// The change from `before` to `after`, or `None` when nothing changed.
-fn state_change(before: &[String], selection: &Selection, after: &Snapshot) -> Option<EventKind> {
-    use std::collections::HashSet;
-    let old: HashSet<&str> = before.iter().map(String::as_str).collect();
-    let new: HashSet<&str> = after.objects.iter().map(String::as_str).collect();
-    let added: Vec<String> = after
-        .objects
-        .iter()
-        .filter(|o| !old.contains(o.as_str()))
-        .cloned()
-        .collect();
-    let removed: Vec<String> = before
-        .iter()
-        .filter(|o| !new.contains(o.as_str()))
-        .cloned()
-        .collect();
-    let now_selected = Selection {
-        active: after.active.clone(),
-        selected: after.selected.clone(),
-    };
-    if added.is_empty() && removed.is_empty() && &now_selected == selection {
-        return None;
-    }
-    Some(EventKind::StateChanged {
-        object_count: after.objects.len(),
-        added,
-        removed,
-        selection: now_selected,
-    })
+/// What [`Records::command_finished`] recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Finished {
+    /// The history entry's sequence number.
+    pub seq: u64,
+    /// Whether the command changed the tracked state (objects or selection): a store that
+    /// persists state writes it only then.
+    pub state_changed: bool,
 }
 
 #[cfg(test)]
@@ -335,18 +328,20 @@ mod tests {
         let (_id, r) = records.create(|| "s-1".into(), |_| false, Target::new("127.0.0.1", 1), 10);
         records.connection_opened(&r);
         records.command_started(&r, "execute_code", "t");
-        let snap = Snapshot {
+        let snap = StateUpdate::from(crate::backend::Snapshot {
             scene: None,
             objects: vec!["Cube".into()],
             active: Some("Cube".into()),
             selected: vec!["Cube".into()],
-        };
-        assert_eq!(
-            records.command_finished(&r, entry(), serde_json::json!(null), Some(&snap), true),
-            1
-        );
+        });
+        let first =
+            records.command_finished(&r, entry(), serde_json::json!(null), Some(&snap), true);
+        assert_eq!(first.seq, 1);
+        assert!(first.state_changed);
         // The same state again is no state change.
-        records.command_finished(&r, entry(), serde_json::json!(null), Some(&snap), true);
+        let again =
+            records.command_finished(&r, entry(), serde_json::json!(null), Some(&snap), true);
+        assert!(!again.state_changed);
         assert_eq!(
             kinds(&mut rx),
             [
