@@ -234,10 +234,10 @@ pub async fn scale_suite(port: u16) {
 
 /// get_scene_info on the big scene: a summary and a page, filters, the size bound.
 async fn scene_pages(reg: &Registry, id: &str) {
-    let call = Call::new("test");
+    let c = Call::new("test");
     let t = Instant::now();
     let first = reg
-        .scene_info(id, &call, SceneQuery::default())
+        .scene_info(id, &c, SceneQuery::default())
         .await
         .expect("scene info");
     eprintln!(
@@ -255,7 +255,7 @@ async fn scene_pages(reg: &Registry, id: &str) {
     let second = reg
         .scene_info(
             id,
-            &call,
+            &c,
             SceneQuery {
                 offset: 100,
                 ..SceneQuery::default()
@@ -269,7 +269,7 @@ async fn scene_pages(reg: &Registry, id: &str) {
     let globbed = reg
         .scene_info(
             id,
-            &call,
+            &c,
             SceneQuery {
                 name_pattern: Some("S0002?".into()),
                 kind: Some("MESH".into()),
@@ -285,7 +285,7 @@ async fn scene_pages(reg: &Registry, id: &str) {
     let empties = reg
         .scene_info(
             id,
-            &call,
+            &c,
             SceneQuery {
                 kind: Some("EMPTY".into()),
                 limit: 5,
@@ -298,7 +298,7 @@ async fn scene_pages(reg: &Registry, id: &str) {
     let in_collection = reg
         .scene_info(
             id,
-            &call,
+            &c,
             SceneQuery {
                 collection: Some("Collection".into()),
                 ..SceneQuery::default()
