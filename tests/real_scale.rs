@@ -392,3 +392,17 @@ async fn a_restarted_blender_gets_the_helper_again_and_the_code_runs_once() {
         let _ = b.stop(Duration::from_secs(5)).await;
     }
 }
+
+/// The same bodies against a Blender this test does not start (for example this project's
+/// headless server running in the `bpy` 5.x module:
+/// `python -c "import bpy; ..." headless_server.py -- --port N`), named by
+/// `BSM_TEST_BLENDER_PORT`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a running Blender named by BSM_TEST_BLENDER_PORT (e.g. bpy 5.3)"]
+async fn state_stays_exact_on_an_external_blender() {
+    let port: u16 = std::env::var("BSM_TEST_BLENDER_PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .expect("BSM_TEST_BLENDER_PORT names the port of a running Blender");
+    scale_suite(port).await;
+}
