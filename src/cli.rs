@@ -304,6 +304,10 @@ pub struct BlenderArgs {
     /// so very large code is refused with an error instead of freezing Blender.
     #[arg(long, default_value = "8MiB", value_parser = parse_bytes)]
     pub max_request_bytes: usize,
+    /// Largest tool result given to the model (`64KiB`): get_scene_info lists fewer objects
+    /// to stay under it, and says how to ask for the rest.
+    #[arg(long, default_value = "64KiB", value_parser = parse_bytes)]
+    pub max_result_bytes: usize,
     /// Log format on stderr.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -323,7 +327,7 @@ pub struct ServeArgs {
     /// same store work in one session with one history.
     #[arg(long, env = "BSM_SESSION")]
     pub session: Option<String>,
-    /// Do not snapshot objects and selection after each command (tracebacks and stdout are
+    /// Do not track objects and selection after each command (tracebacks and stdout are
     /// still returned).
     #[arg(long)]
     pub no_track_state: bool,
@@ -377,6 +381,7 @@ impl BlenderArgs {
             command_timeout: self.command_timeout,
             max_reply_bytes: self.max_reply_bytes,
             max_request_bytes: self.max_request_bytes,
+            max_result_bytes: self.max_result_bytes.max(4096),
             ..RegistryConfig::default()
         }
     }

@@ -51,7 +51,11 @@ async fn hello_cube(config: RegistryConfig) -> i32 {
             .await?;
         print!("{out}", out = out.stdout);
         let scene = registry
-            .scene_info(&id, &Call::new(names::GET_SCENE_INFO))
+            .scene_info(
+                &id,
+                &Call::new(names::GET_SCENE_INFO),
+                crate::backend::SceneQuery::default(),
+            )
             .await?;
         println!("\nScene {:?}:", scene.name);
         for obj in &scene.objects {

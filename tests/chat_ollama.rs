@@ -300,7 +300,14 @@ async fn without_yes_and_without_a_terminal_no_code_runs() {
     let registry = support::registry(&fake);
     let id = registry.create_session(None).await.unwrap();
     let call = blender_session_mcp::session::Call::new("test");
-    let scene = registry.scene_info(&id, &call).await.unwrap();
+    let scene = registry
+        .scene_info(
+            &id,
+            &call,
+            blender_session_mcp::backend::SceneQuery::default(),
+        )
+        .await
+        .unwrap();
     assert!(
         !scene.objects.iter().any(|o| o.name == "Cube.001"),
         "{scene:?}"

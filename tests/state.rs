@@ -190,7 +190,11 @@ async fn scene_info_lists_every_object_not_just_ten() {
     .await
     .expect("adds");
     let scene = reg
-        .scene_info(&id, &Call::new("get_scene_info"))
+        .scene_info(
+            &id,
+            &Call::new("get_scene_info"),
+            blender_session_mcp::backend::SceneQuery::default(),
+        )
         .await
         .expect("scene");
     assert_eq!(scene.object_count, 15);

@@ -5,6 +5,7 @@
 
 use std::time::{Duration, Instant};
 
+use blender_session_mcp::backend::SceneQuery;
 use blender_session_mcp::backend::classic::protocol::encode_request;
 use blender_session_mcp::backend::classic::script;
 use blender_session_mcp::session::Call;
@@ -32,10 +33,18 @@ pub(crate) async fn overhead(t: &mut Table, twin: &Twin, scale: &Scale) {
         &mut floor,
         "—",
     );
-    let (scene_prog, _) = script::scene_info_program();
+    // The helper is installed once (as a session's first request does), then called.
+    let scene_call = script::Request::scene(&SceneQuery::default(), true, None);
+    let install = encode_request(
+        "execute_code",
+        Some(&json!({"code": scene_call.install_and_call()})),
+        usize::MAX,
+    )
+    .expect("encode");
+    async_samples(twin.port, &install, 0, 1).await;
     let scene_req = encode_request(
         "execute_code",
-        Some(&json!({"code": scene_prog})),
+        Some(&json!({"code": scene_call.call()})),
         usize::MAX,
     )
     .expect("encode");
@@ -46,10 +55,10 @@ pub(crate) async fn overhead(t: &mut Table, twin: &Twin, scale: &Scale) {
         &mut floor,
         "—",
     );
-    let (exec_prog, _) = script::wrap_user_code("print(1)", true);
+    let exec_call = script::Request::run("print(1)", true, None);
     let exec_req = encode_request(
         "execute_code",
-        Some(&json!({"code": exec_prog})),
+        Some(&json!({"code": exec_call.call()})),
         usize::MAX,
     )
     .expect("encode");
@@ -66,12 +75,16 @@ pub(crate) async fn overhead(t: &mut Table, twin: &Twin, scale: &Scale) {
     let id = reg.create_session(None).await.expect("session");
     let call_ = Call::new("bench");
     for _ in 0..scale.warmup {
-        reg.scene_info(&id, &call_).await.expect("scene");
+        reg.scene_info(&id, &call_, SceneQuery::default())
+            .await
+            .expect("scene");
     }
     let mut s: Vec<Duration> = Vec::with_capacity(scale.calls);
     for _ in 0..scale.calls {
         let t0 = Instant::now();
-        reg.scene_info(&id, &call_).await.expect("scene");
+        reg.scene_info(&id, &call_, SceneQuery::default())
+            .await
+            .expect("scene");
         s.push(t0.elapsed());
     }
     let over = p50(&mut s).saturating_sub(floor_scene);

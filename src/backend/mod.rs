@@ -12,6 +12,7 @@
 
 pub mod classic;
 pub mod ops;
+pub mod state;
 pub mod target;
 
 use std::future::Future;
@@ -19,9 +20,10 @@ use std::pin::Pin;
 use std::time::Duration;
 
 pub use ops::{
-    AddonInfo, CodeOutput, Operation, Output, SceneInfo, SceneObject, Screenshot, Selection,
-    Snapshot,
+    AddonInfo, CodeOutput, CollectionSummary, Operation, Output, SceneInfo, SceneObject,
+    SceneQuery, Screenshot, Selection, Snapshot,
 };
+pub use state::{Cursor, ObjectChange, ObjectsUpdate, StateUpdate};
 pub use target::Target;
 
 /// A boxed, `Send` future: what the object-safe backend traits return.
@@ -71,12 +73,22 @@ pub trait Link: Send + std::fmt::Debug {
     /// dropped, never reused); a failure Blender reported comes back inside the [`Answer`].
     /// The future may be dropped at any point (timeout, cancellation): the caller then drops
     /// the link too, because a late reply would otherwise answer the next request.
-    fn call<'a>(&'a mut self, op: &'a Operation) -> BoxFuture<'a, Result<Answer, BackendError>>;
+    /// `cursor` is where the session stands in Blender's change journal (`None`: it has no
+    /// state yet, or lost it): state reported with the answer is relative to it.
+    fn call<'a>(
+        &'a mut self,
+        op: &'a Operation,
+        cursor: Option<&'a Cursor>,
+    ) -> BoxFuture<'a, Result<Answer, BackendError>>;
 
-    /// Blender's state, read after an operation whose answer asked for it
+    /// Blender's state since `cursor`, read after an operation whose answer asked for it
     /// ([`Answer::read_state`]). Run by the command path under its own timeout, so a slow or
     /// failed read never changes the operation's own result.
-    fn read_state(&mut self) -> BoxFuture<'_, Result<Option<Snapshot>, BackendError>> {
+    fn read_state<'a>(
+        &'a mut self,
+        cursor: Option<&'a Cursor>,
+    ) -> BoxFuture<'a, Result<Option<StateUpdate>, BackendError>> {
+        let _ = cursor;
         Box::pin(async { Ok(None) })
     }
 
@@ -105,8 +117,9 @@ pub struct Answer {
     pub output: Result<Output, BackendError>,
     /// The result as the history records it (a bounded preview).
     pub recorded: serde_json::Value,
-    /// Blender's state after the operation, when the backend read it.
-    pub snapshot: Option<Snapshot>,
+    /// Blender's state after the operation (whole, or the changes since the session's
+    /// cursor), when the backend read it.
+    pub state: Option<StateUpdate>,
     /// Whether the operation may have changed the scene without reporting the state, so the
     /// command path should call [`Link::read_state`] next.
     pub read_state: bool,
@@ -118,7 +131,7 @@ impl Answer {
         Answer {
             output: Err(error),
             recorded: serde_json::Value::Null,
-            snapshot: None,
+            state: None,
             read_state: false,
         }
     }

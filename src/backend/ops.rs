@@ -16,8 +16,8 @@ pub enum Operation {
         /// The Python source.
         code: String,
     },
-    /// Read the whole scene: objects, selection, materials count ([`Output::Scene`]).
-    SceneInfo,
+    /// Read the scene: a summary and one page of its objects ([`Output::Scene`]).
+    SceneInfo(SceneQuery),
     /// Details of one object by exact name ([`Output::Object`]).
     ObjectInfo {
         /// The object's name.
@@ -102,8 +102,51 @@ pub struct SceneObject {
     pub location: Vec<f64>,
 }
 
-/// The scene: what `get_scene_info` returns. The same type reads the classic addon's own
-/// `get_scene_info` answer (which lists at most 10 objects and no selection).
+/// Which objects of the scene a [`Operation::SceneInfo`] lists, and how much at most.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SceneQuery {
+    /// Objects listed at most.
+    pub limit: usize,
+    /// Matching objects skipped first.
+    pub offset: usize,
+    /// Only objects of this type (`MESH`, `LIGHT`, …).
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Only objects whose name matches this glob (`*`, `?`, `[abc]`; case-sensitive).
+    #[serde(rename = "name", skip_serializing_if = "Option::is_none")]
+    pub name_pattern: Option<String>,
+    /// Only objects in this collection (or its children).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub collection: Option<String>,
+    /// The largest answer, in bytes of JSON: fewer objects are listed to stay under it.
+    pub max_bytes: usize,
+}
+
+impl Default for SceneQuery {
+    fn default() -> Self {
+        SceneQuery {
+            limit: 100,
+            offset: 0,
+            kind: None,
+            name_pattern: None,
+            collection: None,
+            max_bytes: 65536,
+        }
+    }
+}
+
+/// One collection as the scene summary shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct CollectionSummary {
+    /// The collection's name.
+    pub name: String,
+    /// Objects linked directly in it.
+    pub objects: usize,
+}
+
+/// The scene: what `get_scene_info` returns, a summary and one page of objects. The same
+/// type reads the classic addon's own `get_scene_info` answer (which lists at most 10
+/// objects and no selection).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SceneInfo {
     /// The scene's name.
@@ -112,27 +155,39 @@ pub struct SceneInfo {
     /// How many objects the scene has.
     #[serde(default)]
     pub object_count: usize,
-    /// The objects (every one, from this server's scene program).
+    /// How many objects of each type (`MESH`, `CAMERA`, …).
     #[serde(default)]
-    pub objects: Vec<SceneObject>,
+    pub objects_by_type: std::collections::BTreeMap<String, usize>,
+    /// How many collections the file has.
+    #[serde(default)]
+    pub collection_count: usize,
+    /// The collections (the first 100).
+    #[serde(default)]
+    pub collections: Vec<CollectionSummary>,
     /// How many materials the file has.
     #[serde(default)]
     pub materials_count: usize,
-    /// The active and selected objects.
+    /// The active object and the selected ones (the first 100; see `selected_count`).
     #[serde(default)]
     pub selection: Selection,
-}
-
-impl SceneInfo {
-    /// The scene's state as a session tracks it.
-    pub fn snapshot(&self) -> Snapshot {
-        Snapshot {
-            scene: Some(self.name.clone()),
-            objects: self.objects.iter().map(|o| o.name.clone()).collect(),
-            active: self.selection.active.clone(),
-            selected: self.selection.selected.clone(),
-        }
-    }
+    /// How many objects are selected.
+    #[serde(default)]
+    pub selected_count: usize,
+    /// This page of the objects that match the query, in scene order.
+    #[serde(default)]
+    pub objects: Vec<SceneObject>,
+    /// How many objects match the query (all pages).
+    #[serde(default)]
+    pub matched: usize,
+    /// Matching objects skipped before this page.
+    #[serde(default)]
+    pub offset: usize,
+    /// The `offset` of the next page, when more objects match.
+    #[serde(default)]
+    pub next_offset: Option<usize>,
+    /// Whether the page was cut short to stay under the answer size limit.
+    #[serde(default)]
+    pub truncated_by_size: bool,
 }
 
 /// Blender's state after an operation, as a backend reports it.

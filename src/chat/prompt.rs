@@ -57,7 +57,9 @@ pub fn describe_scene(scene: &ToolOutcome) -> String {
         &scene.name
     };
     let objects = &scene.objects;
-    let mut out = format!("Current scene {name:?}: {} object(s).", objects.len());
+    // The page lists at most what get_scene_info returned; the count is the scene's.
+    let total = scene.object_count.max(objects.len());
+    let mut out = format!("Current scene {name:?}: {total} object(s).");
     for o in objects.iter().take(MAX_LISTED_OBJECTS) {
         let loc = o
             .location
@@ -67,10 +69,11 @@ pub fn describe_scene(scene: &ToolOutcome) -> String {
             .join(", ");
         out.push_str(&format!("\n- {} ({}) at ({loc})", o.name, o.kind));
     }
-    if objects.len() > MAX_LISTED_OBJECTS {
+    let listed = objects.len().min(MAX_LISTED_OBJECTS);
+    if total > listed {
         out.push_str(&format!(
-            "\n- … and {} more (call get_scene_info for all)",
-            objects.len() - MAX_LISTED_OBJECTS
+            "\n- … and {} more (call get_scene_info with offset, type, name or collection to see them)",
+            total - listed
         ));
     }
     let selected = &scene.selection.selected;
@@ -79,6 +82,12 @@ pub fn describe_scene(scene: &ToolOutcome) -> String {
         "\nSelected: {}. Active object: {}.",
         if selected.is_empty() {
             "nothing".to_owned()
+        } else if scene.selected_count > selected.len() {
+            format!(
+                "{} and {} more",
+                selected.join(", "),
+                scene.selected_count - selected.len()
+            )
         } else {
             selected.join(", ")
         },

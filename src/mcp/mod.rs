@@ -61,7 +61,8 @@ create_session only to drive another Blender (blender_host/blender_port) or to k
 histories. Sessions idle for a while are closed automatically; an unknown session_id error \
 means that happened: omit session_id or call list_sessions.
 
-Use get_scene_info to see the scene (every object, the selection), execute_blender_code to \
+Use get_scene_info to see the scene (a summary and a page of objects; filter by type, name glob \
+or collection, page with offset), execute_blender_code to \
 change it (print() what you want back; each call has a fresh namespace with bpy imported), \
 get_object_info for one object, get_viewport_screenshot to look at it, and blender_command \
 for any other addon command. get_session_info shows the tracked state without asking Blender. \

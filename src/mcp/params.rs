@@ -26,6 +26,51 @@ pub struct SessionParams {
     pub session_id: Option<String>,
 }
 
+/// Parameters of `get_scene_info`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+pub struct SceneInfoParams {
+    /// Objects to list at most on this page (default 100). The answer also stops early to
+    /// stay under the server's result size limit, and says so.
+    #[serde(default)]
+    #[schemars(range(min = 0, max = 100000), extend("default" = 100))]
+    pub limit: Option<usize>,
+    /// Matching objects to skip first (default 0): pass the previous answer's
+    /// `next_offset` to get the next page.
+    #[serde(default)]
+    #[schemars(extend("default" = 0))]
+    pub offset: Option<usize>,
+    /// Only objects of this type, e.g. "MESH", "LIGHT", "CAMERA", "EMPTY", "CURVE".
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+    /// Only objects whose name matches this case-sensitive glob: `*` any text, `?` one
+    /// character, `[abc]` one of these, e.g. "Cube*".
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Only objects in this collection (or its child collections), by exact name.
+    #[serde(default)]
+    pub collection: Option<String>,
+    /// Session to use. Omit it to use your default session.
+    #[serde(default)]
+    pub session_id: Option<String>,
+}
+
+/// Parameters of `get_session_info`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+pub struct SessionInfoParams {
+    /// Tracked objects to skip first (default 0): pass the previous answer's
+    /// `state.objects_next_offset` to page through them.
+    #[serde(default)]
+    #[schemars(extend("default" = 0))]
+    pub objects_offset: Option<usize>,
+    /// Tracked objects to list at most (default 100).
+    #[serde(default)]
+    #[schemars(range(min = 0, max = 10000), extend("default" = 100))]
+    pub objects_limit: Option<usize>,
+    /// Session to use. Omit it to use your default session.
+    #[serde(default)]
+    pub session_id: Option<String>,
+}
+
 /// Parameters of `get_object_info`.
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct ObjectInfoParams {

@@ -13,11 +13,11 @@ use serde_json::{Map, Value};
 
 use super::params::{
     BlenderCommandParams, CreateSessionParams, ExecuteCodeParams, HistoryParams, ObjectInfoParams,
-    ScreenshotParams, SessionParams,
+    SceneInfoParams, ScreenshotParams, SessionInfoParams, SessionParams,
 };
 use super::progress::with_progress;
 use super::{BlenderServer, errors, names};
-use crate::backend::{SceneInfo, Target};
+use crate::backend::{SceneInfo, SceneQuery, Target};
 use crate::session::{Call, SessionError, SessionInfo};
 
 /// `get_scene_info`'s result: the scene and the session it was read in.
@@ -25,9 +25,44 @@ use crate::session::{Call, SessionError, SessionInfo};
 pub struct SceneInfoResult {
     /// The session that read the scene.
     pub session_id: String,
-    /// The scene.
+    /// The scene: its summary and one page of objects.
     #[serde(flatten)]
     pub scene: SceneInfo,
+    /// How to get what this page does not show, when there is more.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub more: Option<String>,
+}
+
+/// What to tell the model about the objects a scene page does not show.
+fn scene_more(scene: &SceneInfo, limit_bytes: usize) -> Option<String> {
+    let shown = scene.objects.len();
+    let next = scene.next_offset?;
+    let mut text = format!(
+        "Listed {shown} of the {} matching objects (from offset {}). For the next page call get_scene_info with offset={next} and the same filters; narrow the list with type, name (a glob such as \"Cube*\") or collection.",
+        scene.matched, scene.offset
+    );
+    if scene.truncated_by_size {
+        text.push_str(&format!(
+            " This page was cut short to keep the result under {limit_bytes} bytes."
+        ));
+    }
+    Some(text)
+}
+
+/// A structured result whose text copy is compact JSON (a page sized to a byte budget
+/// stays within it twice: structured and text).
+fn compact_result<T: Serialize>(value: &T) -> CallToolResult {
+    match serde_json::to_value(value) {
+        Ok(v) => {
+            let text = v.to_string();
+            let mut result = CallToolResult::structured(v);
+            result.content = vec![ContentBlock::text(text)];
+            result
+        }
+        Err(e) => CallToolResult::error(vec![ContentBlock::text(format!(
+            "internal error: could not serialize the result: {e}"
+        ))]),
+    }
 }
 
 /// `list_sessions`' result.
@@ -133,9 +168,9 @@ impl BlenderServer {
         with_notes(r, &call)
     }
 
-    /// Read the whole scene from Blender.
+    /// Read the scene's summary and one page of its objects from Blender.
     #[tool(
-        description = "Read the current Blender scene: its name, every object (name, type, location), the selection (active and selected objects) and the number of materials. Always asks Blender (a person may have changed the scene in the GUI) and refreshes the session's tracked state.",
+        description = "Read the current Blender scene: a summary (object count by type, collections, the selection with the active object, materials count) and one page of objects (name, type, location; 100 by default). Filter with type, name (a glob such as \"Cube*\") and collection; page with limit and offset (the answer's next_offset and `more` say how to get the rest). The answer stays under the server's size limit whatever the scene. Always asks Blender (a person may have changed the scene in the GUI) and refreshes the session's tracked state.",
         annotations(
             title = "Get scene info",
             read_only_hint = true,
@@ -144,20 +179,36 @@ impl BlenderServer {
     )]
     async fn get_scene_info(
         &self,
-        Parameters(p): Parameters<SessionParams>,
+        Parameters(p): Parameters<SceneInfoParams>,
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
         let call = Self::call(names::GET_SCENE_INFO, &ctx);
+        let limit_bytes = self.registry.config().max_result_bytes;
+        let query = SceneQuery {
+            limit: p.limit.unwrap_or(100),
+            offset: p.offset.unwrap_or(0),
+            kind: p.kind,
+            name_pattern: p.name,
+            collection: p.collection,
+            // The result carries the JSON twice (structured, and its text copy): each half
+            // of the limit, less room for the session id and the `more` note.
+            max_bytes: (limit_bytes / 2).saturating_sub(1024),
+        };
         let result = with_progress(&ctx, "the scene read", async {
             let id = self.session(p.session_id).await?;
-            let scene = self.registry.scene_info(&id, &call).await?;
+            let scene = self.registry.scene_info(&id, &call, query).await?;
             Ok::<_, SessionError>(SceneInfoResult {
                 session_id: id,
+                more: scene_more(&scene, limit_bytes),
                 scene,
             })
         })
         .await;
-        with_notes(respond(result), &call)
+        let r = match result {
+            Ok(value) => compact_result(&value),
+            Err(e) => error_result(&e),
+        };
+        with_notes(r, &call)
     }
 
     /// Detailed information about one object.
@@ -317,17 +368,26 @@ impl BlenderServer {
 
     /// A session's info.
     #[tool(
-        description = "Show a session's tracked state without asking Blender: connection status, objects, selection, last command and result, command count, idle time.",
+        description = "Show a session's tracked state without asking Blender: connection status, object count and one page of the tracked object names (objects_offset / objects_limit, 100 by default; state.objects_next_offset gives the next page), the selection, last command and result, command count, idle time.",
         annotations(
             title = "Get session info",
             read_only_hint = true,
             open_world_hint = false
         )
     )]
-    async fn get_session_info(&self, Parameters(p): Parameters<SessionParams>) -> CallToolResult {
+    async fn get_session_info(
+        &self,
+        Parameters(p): Parameters<SessionInfoParams>,
+    ) -> CallToolResult {
         let result = async {
             let id = self.session(p.session_id).await?;
-            self.registry.get_session_info(&id).await
+            self.registry
+                .get_session_info_page(
+                    &id,
+                    p.objects_offset.unwrap_or(0),
+                    p.objects_limit.unwrap_or(100),
+                )
+                .await
         }
         .await;
         respond(result)

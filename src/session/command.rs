@@ -146,12 +146,8 @@ impl Registry {
         }
         // Blender answered (whatever it said), as opposed to never being reached or heard.
         let answered = answer.is_ok();
-        let (output, recorded, snapshot) = match answer {
-            Ok(a) => (
-                a.output.map_err(SessionError::Backend),
-                a.recorded,
-                a.snapshot,
-            ),
+        let (output, recorded, state) = match answer {
+            Ok(a) => (a.output.map_err(SessionError::Backend), a.recorded, a.state),
             Err(e) => (Err(e), Value::Null, None),
         };
         let duration = started.elapsed().as_secs_f64();
@@ -178,15 +174,15 @@ impl Registry {
         let seq = match &taken {
             Some(t) => {
                 entry.seq = t.seq;
-                let state = records.command_finished(
+                let blob = records.command_finished(
                     &live.record,
                     entry.clone(),
                     last_result.clone(),
-                    snapshot.as_ref(),
+                    state.as_ref(),
                     answered,
                     t.stale_state,
                 );
-                let wrote_state = state.is_some();
+                let wrote_state = blob.is_some();
                 let finish = FinishCommand {
                     holder: self.holder().to_owned(),
                     seq: t.seq,
@@ -194,7 +190,7 @@ impl Registry {
                     last_command: entry.command.clone(),
                     last_result,
                     entry,
-                    state,
+                    state: blob,
                 };
                 match self.store().finish_command(id, finish).await {
                     Ok(()) if wrote_state => {
@@ -227,7 +223,7 @@ impl Registry {
                     &live.record,
                     entry,
                     last_result,
-                    snapshot.as_ref(),
+                    state.as_ref(),
                     answered,
                     false,
                 );
@@ -333,11 +329,18 @@ impl Registry {
             }
         };
         let timeout = self.config().command_timeout;
+        // Where the session stands in Blender's change journal: the state comes back as the
+        // changes since then (a short lock; the cursor is a few bytes).
+        let cursor = crate::session::store::lock(&live.record)
+            .state
+            .cursor
+            .clone();
+        let cursor = cursor.as_ref();
         let result = tokio::select! {
             biased;
             _ = live.closed.cancelled() => Err(SessionError::SessionClosed { id: live.id.to_string(), sent: true }),
             _ = call.cancel.cancelled() => Err(SessionError::Cancelled { sent: true }),
-            r = tokio::time::timeout(timeout, link.call(op)) => match r {
+            r = tokio::time::timeout(timeout, link.call(op, cursor)) => match r {
                 Err(_) => Err(SessionError::Timeout { command: command.to_owned(), after: timeout }),
                 Ok(Err(e)) => Err(SessionError::Backend(e)),
                 Ok(Ok(answer)) => Ok(answer),
@@ -354,14 +357,14 @@ impl Registry {
                 biased;
                 _ = live.closed.cancelled() => Err("the session was closed during the state read".to_owned()),
                 _ = call.cancel.cancelled() => Err("the call was cancelled during the state read".to_owned()),
-                r = tokio::time::timeout(timeout, link.read_state()) => match r {
+                r = tokio::time::timeout(timeout, link.read_state(cursor)) => match r {
                     Err(_) => Err(format!("the state read got no reply within {timeout:?}")),
                     Ok(Err(e)) => Err(e.to_string()),
-                    Ok(Ok(snapshot)) => Ok(snapshot),
+                    Ok(Ok(state)) => Ok(state),
                 },
             };
             match read {
-                Ok(snapshot) => answer.snapshot = snapshot,
+                Ok(state) => answer.state = state,
                 Err(why) => broken = Some(why),
             }
         }

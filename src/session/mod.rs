@@ -23,12 +23,13 @@ pub mod record;
 pub mod registry;
 pub mod store;
 mod stored;
+pub mod tracked;
 
 pub use crate::backend::{CodeOutput, Screenshot, Selection};
 pub use command::Call;
 pub use error::SessionError;
 pub use events::{CloseReason, Event, EventKind};
 pub use history::{HistoryEntry, Outcome};
-pub use record::{SessionHistory, SessionInfo, SessionRecord, SessionState};
+pub use record::{SessionHistory, SessionInfo, SessionRecord, SessionState, StateView};
 pub use registry::{Registry, RegistryConfig};
 pub use store::Subscription;

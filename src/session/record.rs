@@ -4,11 +4,12 @@
 //! lives apart, in [`super::live`].
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
-use crate::backend::{Selection, Snapshot, Target};
+use crate::backend::Target;
 
 use super::history::{History, HistoryEntry};
+use super::tracked::OBJECTS_PAGE;
+pub use super::tracked::{SessionState, StateView};
 use crate::store::Status;
 
 /// A new session id: `scene-YYYYMMDD-HHMMSS-xxxxxxxx` (local time, 8 random hex digits).
@@ -16,33 +17,6 @@ pub fn new_session_id() -> String {
     let now = chrono::Local::now();
     let random = uuid::Uuid::new_v4().simple().to_string();
     format!("scene-{}-{}", now.format("%Y%m%d-%H%M%S"), &random[..8])
-}
-
-/// Blender's state as this session last saw it.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct SessionState {
-    /// Every object in the scene.
-    pub objects: Vec<String>,
-    /// Active and selected objects.
-    pub selection: Selection,
-    /// The last backend command sent.
-    pub last_command: Option<String>,
-    /// The last command's result (truncated when large), or its error.
-    pub last_result: Option<Value>,
-    /// When `objects`/`selection` were last read from Blender (Unix seconds).
-    pub refreshed_at: Option<f64>,
-}
-
-impl SessionState {
-    /// Take objects and selection from a snapshot read at `now`.
-    pub fn apply(&mut self, snapshot: &Snapshot, now: f64) {
-        self.objects.clone_from(&snapshot.objects);
-        self.selection = Selection {
-            active: snapshot.active.clone(),
-            selected: snapshot.selected.clone(),
-        };
-        self.refreshed_at = Some(now);
-    }
 }
 
 /// Facts about the session's connection to Blender.
@@ -96,8 +70,19 @@ impl SessionRecord {
     }
 
     /// The session as `get_session_info` shows it, at `now`, `busy` when a command is queued
-    /// or running in this process.
+    /// or running in this process: the first page of its tracked objects.
     pub fn info(&self, now: f64, busy: bool) -> SessionInfo {
+        self.info_page(now, busy, 0, OBJECTS_PAGE)
+    }
+
+    /// [`SessionRecord::info`] with `objects_limit` tracked objects from `objects_offset`.
+    pub fn info_page(
+        &self,
+        now: f64,
+        busy: bool,
+        objects_offset: usize,
+        objects_limit: usize,
+    ) -> SessionInfo {
         let c = &self.connection;
         SessionInfo {
             session_id: self.id.clone(),
@@ -120,7 +105,7 @@ impl SessionRecord {
                 last_error: c.last_error.clone(),
                 connections_opened: c.connections_opened,
             },
-            state: self.state.clone(),
+            state: self.state.view(objects_offset, objects_limit),
             command_count: self.history.total(),
             history_kept: self.history.len(),
             history_dropped: self.history.dropped(),
@@ -178,8 +163,8 @@ pub struct SessionInfo {
     pub busy: bool,
     /// The Blender connection.
     pub blender: BlenderStatus,
-    /// Blender's state as last seen.
-    pub state: SessionState,
+    /// Blender's state as last seen (counts, one page of the objects, a selection sample).
+    pub state: StateView,
     /// Commands sent over the session's life.
     pub command_count: u64,
     /// History entries kept.
@@ -223,7 +208,7 @@ mod tests {
     fn a_record_round_trips_through_json() {
         let mut record =
             SessionRecord::new(new_session_id(), Target::new("127.0.0.1", 9876), 1.0, 10);
-        record.state.objects = vec!["Cube".into()];
+        record.state.objects = ["Cube".to_string()].into_iter().collect();
         let text = serde_json::to_string(&record).expect("serializes");
         let back: SessionRecord = serde_json::from_str(&text).expect("deserializes");
         assert_eq!(back.id, record.id);

@@ -24,7 +24,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backend::classic::{ClassicBackend, ClassicConfig};
 use crate::backend::{
-    AddonInfo, Backend, BackendError, CodeOutput, Operation, Output, SceneInfo, Screenshot, Target,
+    AddonInfo, Backend, BackendError, CodeOutput, Operation, Output, SceneInfo, SceneQuery,
+    Screenshot, Target,
 };
 
 use super::clock::Clock;
@@ -62,6 +63,9 @@ pub struct RegistryConfig {
     pub max_sessions: usize,
     /// Whether code runs also report the scene state.
     pub track_state: bool,
+    /// Largest answer a tool gives the model (bytes of JSON): `get_scene_info` lists fewer
+    /// objects to stay under it.
+    pub max_result_bytes: usize,
     /// Whether `create_session` connects at once (the design's behaviour) or leaves it to
     /// the session's first command.
     pub connect_on_create: bool,
@@ -85,6 +89,7 @@ impl Default for RegistryConfig {
             cleanup_interval: Duration::from_secs(300),
             max_sessions: 1000,
             track_state: true,
+            max_result_bytes: 65536,
             connect_on_create: true,
             retain_closed: Duration::from_secs(7 * 24 * 3600),
             session_name: None,
@@ -415,10 +420,16 @@ impl Registry {
         }
     }
 
-    /// Read the whole scene (every object, the selection, the materials count) in one
-    /// round trip, and refresh the session state from it.
-    pub async fn scene_info(&self, id: &str, call: &Call) -> Result<SceneInfo, SessionError> {
-        match self.run(id, call, Operation::SceneInfo).await? {
+    /// Read the scene's summary (counts by type, collections, selection, materials) and one
+    /// page of its objects (`query`) in one round trip, and bring the session state up to
+    /// date with it.
+    pub async fn scene_info(
+        &self,
+        id: &str,
+        call: &Call,
+        query: SceneQuery,
+    ) -> Result<SceneInfo, SessionError> {
+        match self.run(id, call, Operation::SceneInfo(query)).await? {
             Output::Scene(info) => Ok(info),
             other => Err(unexpected(other)),
         }

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::broadcast;
 
-use crate::backend::{Selection, Snapshot, Target};
+use crate::backend::{Selection, StateUpdate, Target};
 
 use super::clock::Clock;
 use super::events::{CloseReason, Event, EventKind};
@@ -177,7 +177,7 @@ impl Records {
     }
 
     /// A command ended: its history entry (numbered `seq` by the session store), the last
-    /// command and result, and the state it reported. Returns the state to write to the
+    /// command and result, and the state it reported (applied in O(changes)). Returns the state to write to the
     /// store: when the command changed it, or always when `stale` (this copy may be older
     /// than the store's).
     pub fn command_finished(
@@ -185,7 +185,7 @@ impl Records {
         record: &RecordRef,
         entry: HistoryEntry,
         last_result: serde_json::Value,
-        snapshot: Option<&Snapshot>,
+        state: Option<&StateUpdate>,
         answered: bool,
         stale: bool,
     ) -> Option<StateBlob> {
@@ -199,26 +199,27 @@ impl Records {
             }
             r.state.last_command = Some(entry.command.clone());
             r.state.last_result = Some(last_result);
-            let (change, changed) = match snapshot {
-                Some(s) => {
-                    let changed = state_differs(&r.state, s);
-                    let change =
-                        listening.then(|| state_change(&r.state.objects, &r.state.selection, s));
-                    r.state.apply(s, now);
-                    (change, changed)
-                }
-                None => (None, false),
-            };
+            let applied = state.map(|s| r.state.apply(s, now));
+            let changed = applied.as_ref().is_some_and(|a| a.changed);
             let blob = (changed || stale).then(|| state_blob(&mut r.state));
             let listening = listening && !r.closed;
+            let change =
+                applied
+                    .filter(|a| listening && a.changed)
+                    .map(|a| EventKind::StateChanged {
+                        object_count: r.state.objects.len(),
+                        added: a.added,
+                        removed: a.removed,
+                        selection: r.state.selection.clone(),
+                    });
             r.history.count(entry.seq);
             let recorded = listening.then_some(entry);
-            (r.id.clone(), recorded, change.filter(|_| listening), blob)
+            (r.id.clone(), recorded, change, blob)
         };
         if let Some(entry) = recorded {
             self.publish(&id, || EventKind::CommandFinished { entry });
         }
-        if let Some(Some(kind)) = change {
+        if let Some(kind) = change {
             self.publish(&id, || kind);
         }
         blob
@@ -265,7 +266,8 @@ impl Records {
         (self.listening() && !r.closed).then(|| r.id.clone())
     }
 
-    /// Overwrite parts of the tracked state (the design's `update_state`).
+    /// Overwrite parts of the tracked state (the design's `update_state`). The journal cursor
+    /// is dropped: the next report from Blender is a full one.
     pub fn set_state(
         &self,
         record: &RecordRef,
@@ -275,33 +277,31 @@ impl Records {
         let now = self.clock.now();
         let (id, kind) = {
             let mut r = lock(record);
-            let before = (r.state.objects.clone(), r.state.selection.clone());
-            if let Some(objects) = objects {
-                r.state.objects = objects;
-            }
-            if let Some(selection) = selection {
-                r.state.selection = selection;
-            }
-            r.state.refreshed_at = Some(now);
-            let snapshot = Snapshot {
+            let mut update = StateUpdate {
+                cursor: None,
                 scene: None,
-                objects: r.state.objects.clone(),
-                active: r.state.selection.active.clone(),
-                selected: r.state.selection.selected.clone(),
+                object_count: None,
+                objects: crate::backend::ObjectsUpdate::Full(
+                    r.state.objects.iter().cloned().collect(),
+                ),
+                selection,
             };
-            (r.id.clone(), state_change(&before.0, &before.1, &snapshot))
+            if let Some(objects) = objects {
+                update.objects = crate::backend::ObjectsUpdate::Full(objects);
+            }
+            let applied = r.state.apply(&update, now);
+            let kind = applied.changed.then(|| EventKind::StateChanged {
+                object_count: r.state.objects.len(),
+                added: applied.added,
+                removed: applied.removed,
+                selection: r.state.selection.clone(),
+            });
+            (r.id.clone(), kind)
         };
         if let Some(kind) = kind {
             self.publish(&id, || kind);
         }
     }
-}
-
-/// Whether `after` differs from the objects and selection of `state`.
-fn state_differs(state: &SessionState, after: &Snapshot) -> bool {
-    state.objects != after.objects
-        || state.selection.active != after.active
-        || state.selection.selected != after.selected
 }
 
 /// The state as the store keeps it: without the last command and result, which the store
@@ -313,37 +313,6 @@ pub fn state_blob(state: &mut SessionState) -> StateBlob {
     state.last_command = last_command;
     state.last_result = last_result;
     text.into()
-}
-
-/// The change from `before` to `after`, or `None` when nothing changed.
-fn state_change(before: &[String], selection: &Selection, after: &Snapshot) -> Option<EventKind> {
-    use std::collections::HashSet;
-    let old: HashSet<&str> = before.iter().map(String::as_str).collect();
-    let new: HashSet<&str> = after.objects.iter().map(String::as_str).collect();
-    let added: Vec<String> = after
-        .objects
-        .iter()
-        .filter(|o| !old.contains(o.as_str()))
-        .cloned()
-        .collect();
-    let removed: Vec<String> = before
-        .iter()
-        .filter(|o| !new.contains(o.as_str()))
-        .cloned()
-        .collect();
-    let now_selected = Selection {
-        active: after.active.clone(),
-        selected: after.selected.clone(),
-    };
-    if added.is_empty() && removed.is_empty() && &now_selected == selection {
-        return None;
-    }
-    Some(EventKind::StateChanged {
-        object_count: after.objects.len(),
-        added,
-        removed,
-        selection: now_selected,
-    })
 }
 
 #[cfg(test)]
@@ -370,12 +339,12 @@ mod tests {
         let (_id, r) = records.create(|| "s-1".into(), |_| false, Target::new("127.0.0.1", 1), 10);
         records.connection_opened(&r);
         records.command_started(&r, "execute_code", "t");
-        let snap = Snapshot {
+        let snap = StateUpdate::from(crate::backend::Snapshot {
             scene: None,
             objects: vec!["Cube".into()],
             active: Some("Cube".into()),
             selected: vec!["Cube".into()],
-        };
+        });
         let mut first = entry();
         first.seq = 1;
         let blob =

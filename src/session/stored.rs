@@ -16,6 +16,7 @@ use super::live::Live;
 use super::record::{SessionHistory, SessionInfo, SessionRecord, SessionState};
 use super::registry::Registry;
 use super::store::{lock, state_blob};
+use super::tracked::OBJECTS_PAGE;
 
 /// The state kept in a stored session, with its last command and result.
 pub(super) fn state_of(stored: &StoredSession) -> SessionState {
@@ -54,6 +55,17 @@ pub(super) fn record_of(stored: &StoredSession, history_limit: usize) -> Session
 impl Registry {
     /// A stored session as `get_session_info` shows it, with this process's connection facts.
     fn info_from(&self, stored: &StoredSession, live: Option<&Arc<Live>>) -> SessionInfo {
+        self.info_page_from(stored, live, 0, OBJECTS_PAGE)
+    }
+
+    /// [`Self::info_from`] with `limit` tracked objects from `offset`.
+    fn info_page_from(
+        &self,
+        stored: &StoredSession,
+        live: Option<&Arc<Live>>,
+        offset: usize,
+        limit: usize,
+    ) -> SessionInfo {
         let now = self.records().clock().now();
         let mut record = record_of(stored, 0);
         let busy = match live {
@@ -66,7 +78,7 @@ impl Registry {
         if stored.status == Status::Closed {
             record.connection.connected = false;
         }
-        let mut info = record.info(now, busy);
+        let mut info = record.info_page(now, busy, offset, limit);
         info.history_kept = stored.history_kept as usize;
         info.history_dropped = stored.history_dropped();
         info.command_count = stored.command_count;
@@ -109,6 +121,18 @@ impl Registry {
         let stored = self.stored(id).await?;
         let live = self.live().get(id).cloned();
         Ok(self.info_from(&stored, live.as_ref()))
+    }
+
+    /// [`Registry::get_session_info`] with `limit` tracked objects from `offset`.
+    pub async fn get_session_info_page(
+        &self,
+        id: &str,
+        offset: usize,
+        limit: usize,
+    ) -> Result<SessionInfo, SessionError> {
+        let stored = self.stored(id).await?;
+        let live = self.live().get(id).cloned();
+        Ok(self.info_page_from(&stored, live.as_ref(), offset, limit))
     }
 
     /// A session's newest `limit` history entries (all kept when `None`); closed sessions

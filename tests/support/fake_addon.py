@@ -13,7 +13,14 @@ It behaves like the classic addon's socket server:
 
 `execute_code` really runs the Python it receives with exec(code, {"bpy": bpy}) against a
 small mock `bpy` (objects, selection, materials, a few operators), capturing stdout, and a
-raised exception becomes "Code execution error: <msg>" as in the addon.
+raised exception becomes "Code execution error: <msg>" as in the addon. The mock has what
+the server's helper module uses, faithful to Blender 3.4 (../shared/BLENDER_NOTES.md):
+bpy.app.handlers (depsgraph_update_post, undo_post, redo_post, load_post, persistent),
+bpy.types.Object/Collection/Scene, as_pointer(), collections, view_layer.objects.selected,
+and view_layer.update(), which calls the depsgraph handlers only when something was
+changed since the last update, with the updates Blender lists: a rename names the Object, a
+selection or active change only the Scene, an addition the Scene, the new Object and the
+Collection, a removal the Scene and the Collection.
 
 Events are printed to stdout as JSON lines for the test harness:
   listening{port}, accepted{conn}, request{conn,type,bytes,digest},
@@ -146,12 +153,21 @@ class Object:
     def name(self, value):
         self._name = None
         self._name = bpy.data.objects.unique_name(str(value))
+        DEPSGRAPH.tag_object(self)
+
+    @property
+    def original(self):
+        return self
+
+    def as_pointer(self):
+        return id(self)
 
     def select_get(self):
         return self._selected
 
     def select_set(self, state):
         self._selected = bool(state)
+        DEPSGRAPH.tag_scene()
 
     def visible_get(self):
         return True
@@ -205,12 +221,58 @@ class ObjectCollection(Collection):
         type_ = "MESH" if isinstance(object_data, Mesh) else "EMPTY"
         obj = Object(name, type_, object_data)
         self._items.append(obj)
+        DEPSGRAPH.tag_scene()
+        DEPSGRAPH.tag_object(obj)
+        DEPSGRAPH.tag_collection()
         return obj
 
     def remove(self, obj, do_unlink=True):
         self._items.remove(obj)
+        DEPSGRAPH.forget(obj)
+        DEPSGRAPH.tag_scene()
+        DEPSGRAPH.tag_collection()
         if bpy.context.view_layer.objects.active is obj:
             bpy.context.view_layer.objects.active = None
+
+
+class Depsgraph:
+    """What Blender's depsgraph reports to depsgraph_update_post after an evaluation."""
+
+    def __init__(self):
+        self.objects = {}
+        self.scene = False
+        self.collection = False
+        self.updates = []
+
+    def tag_object(self, obj):
+        self.objects[id(obj)] = obj
+
+    def forget(self, obj):
+        self.objects.pop(id(obj), None)
+
+    def tag_scene(self):
+        self.scene = True
+
+    def tag_collection(self):
+        self.collection = True
+
+    def evaluate(self, scene):
+        if not (self.objects or self.scene or self.collection):
+            return  # nothing changed: no handler call
+        updates = []
+        if self.scene:
+            updates.append(types.SimpleNamespace(id=scene))
+        updates += [types.SimpleNamespace(id=o) for o in self.objects.values()]
+        if self.collection:
+            updates.append(types.SimpleNamespace(id=BPY_COLLECTION))
+        self.objects, self.scene, self.collection = {}, False, False
+        self.updates = updates
+        for handler in list(bpy.app.handlers.depsgraph_update_post):
+            handler(scene, self)
+        self.updates = []
+
+
+DEPSGRAPH = Depsgraph()
 
 
 class MaterialCollection(Collection):
@@ -246,20 +308,60 @@ class SceneObjects:
 
 class ViewLayerObjects(SceneObjects):
     def __init__(self):
-        self.active = None
+        self._active = None
+
+    @property
+    def active(self):
+        return self._active
+
+    @active.setter
+    def active(self, obj):
+        self._active = obj
+        DEPSGRAPH.tag_scene()
+
+    @property
+    def selected(self):
+        return [o for o in bpy.data.objects if o.select_get()]
+
+
+class BlendCollection:
+    """bpy.types.Collection: the scene's master collection and the default "Collection"
+    (every object of this mock is in both)."""
+
+    def __init__(self, name):
+        self.name = name
+        self.objects = SceneObjects()
+
+    @property
+    def all_objects(self):
+        return list(bpy.data.objects)
+
+
+BPY_COLLECTION = BlendCollection("Collection")
 
 
 class Scene:
     def __init__(self):
         self.name = "Scene"
         self.objects = SceneObjects()
-        self.collection = types.SimpleNamespace(objects=SceneObjects())
+        self.collection = BlendCollection("Scene Collection")
+
+    def as_pointer(self):
+        return id(self)
+
+
+class ViewLayer:
+    def __init__(self):
+        self.objects = ViewLayerObjects()
+
+    def update(self):
+        DEPSGRAPH.evaluate(bpy.context.scene)
 
 
 class Context:
     def __init__(self):
         self.scene = Scene()
-        self.view_layer = types.SimpleNamespace(objects=ViewLayerObjects())
+        self.view_layer = ViewLayer()
 
     @property
     def active_object(self):
@@ -301,10 +403,26 @@ def _delete(**_kwargs):
     return {"FINISHED"}
 
 
+class BlendCollections(Collection):
+    pass
+
+
 def make_bpy():
     mod = types.ModuleType("bpy")
+    collections = BlendCollections()
+    collections._items.append(BPY_COLLECTION)
     mod.data = types.SimpleNamespace(
-        objects=ObjectCollection(), materials=MaterialCollection(), meshes=MeshCollection()
+        objects=ObjectCollection(), materials=MaterialCollection(), meshes=MeshCollection(),
+        collections=collections,
+    )
+    mod.types = types.SimpleNamespace(Object=Object, Collection=BlendCollection, Scene=Scene)
+    mod.app = types.SimpleNamespace(
+        handlers=types.SimpleNamespace(
+            depsgraph_update_post=[], undo_post=[], redo_post=[], load_post=[],
+            persistent=lambda fn: fn,
+        ),
+        version_string="3.4.1 (fake)",
+        background=True,
     )
     mod.ops = types.SimpleNamespace(
         mesh=types.SimpleNamespace(

@@ -3,7 +3,8 @@
 //!
 //! An operation may take more than one round trip (a screenshot first asks the addon's
 //! protocol level once per connection; a raw command that may change the scene is followed by
-//! a state read), always one after the other on the same connection, inside the one call the
+//! a state read; a helper call that finds the helper missing is followed by the install
+//! program, once), always one after the other on the same connection, inside the one call the
 //! command path times and cancels.
 
 use base64::Engine;
@@ -13,8 +14,8 @@ use super::connection::{Connection, ConnectionError};
 use super::protocol::{ProtocolError, Reply, encode_request, in_band_error};
 use super::{ClassicConfig, is_read_only, script};
 use crate::backend::{
-    AddonInfo, Answer, BackendError, BoxFuture, CodeOutput, IdleState, Link, Operation, Output,
-    Screenshot, Snapshot, Target,
+    AddonInfo, Answer, BackendError, BoxFuture, CodeOutput, Cursor, IdleState, Link, Operation,
+    Output, SceneQuery, Screenshot, StateUpdate, Target,
 };
 use crate::preview::{recordable, recordable_str};
 
@@ -29,6 +30,9 @@ pub(super) struct ClassicLink {
     addon: Option<AddonInfo>,
     /// Why the connection can no longer be used, once a round trip failed.
     broken: Option<Box<str>>,
+    /// Whether the helper module answered on this connection (its next calls are
+    /// one-liners; before, the install program goes first).
+    helper_ready: bool,
 }
 
 /// What one exchange produced: `Err` = the link broke; `Ok(Err)` = Blender reported an error
@@ -47,6 +51,7 @@ impl ClassicLink {
             config,
             addon: None,
             broken: None,
+            helper_ready: false,
         }
     }
 
@@ -88,20 +93,55 @@ impl ClassicLink {
         })
     }
 
-    async fn execute_code(&mut self, code: &str) -> Result<Answer, BackendError> {
-        let (program, markers) = script::wrap_user_code(code, self.config.track_state);
-        let result = match self.run_program(program).await? {
+    /// One call of the helper module: the one-liner when this connection knows the helper
+    /// is installed, else the install program with the call (installing only when missing).
+    /// When the one-liner finds the helper missing, nothing of it ran: the install program
+    /// is sent then, once. `Ok(Err)`: Blender reported an error (either layer).
+    async fn helper_call(
+        &mut self,
+        req: &script::Request,
+    ) -> Result<Result<Value, Answer>, BackendError> {
+        let program = if self.helper_ready {
+            req.call()
+        } else {
+            req.install_and_call()
+        };
+        let mut result = match self.run_program(program).await? {
+            Ok(result) => result,
+            Err(answer) => return Ok(Err(answer)),
+        };
+        if self.helper_ready && script::helper_missing(&result, &req.markers) {
+            // Blender restarted behind this connection's back, or the module was removed:
+            // the request provably did not run, so sending it with the helper is no re-send.
+            tracing::info!("the helper module is missing in Blender: installing it");
+            self.helper_ready = false;
+            result = match self.run_program(req.install_and_call()).await? {
+                Ok(result) => result,
+                Err(answer) => return Ok(Err(answer)),
+            };
+        }
+        self.helper_ready = true;
+        Ok(Ok(result))
+    }
+
+    async fn execute_code(
+        &mut self,
+        code: &str,
+        cursor: Option<&Cursor>,
+    ) -> Result<Answer, BackendError> {
+        let req = script::Request::run(code, self.config.track_state, cursor);
+        let result = match self.helper_call(&req).await? {
             Ok(result) => result,
             Err(answer) => return Ok(answer),
         };
-        let out = match script::parse_wrapped(result, &markers) {
+        let out = match script::parse_wrapped(result, &req.markers) {
             Ok(out) => out,
             Err(problem) => return Ok(Answer::failed(BackendError::Unexpected(problem))),
         };
         if let Some(e) = &out.report.state_error {
-            tracing::warn!("state snapshot failed: {e}");
+            tracing::warn!("state report failed: {e}");
         }
-        let snapshot = out.report.state;
+        let state = state_update(out.report.state);
         Ok(match out.report.error {
             Some(traceback) => Answer {
                 recorded: json!({"stdout": recordable_str(&out.stdout), "traceback": traceback}),
@@ -109,32 +149,39 @@ impl ClassicLink {
                     traceback,
                     stdout: out.stdout,
                 }),
-                snapshot,
+                state,
                 read_state: false,
             },
             None => Answer {
                 recorded: json!({ "stdout": recordable_str(&out.stdout) }),
                 output: Ok(Output::Code(CodeOutput { stdout: out.stdout })),
-                snapshot,
+                state,
                 read_state: false,
             },
         })
     }
 
-    async fn scene_info(&mut self) -> Result<Answer, BackendError> {
-        let (program, markers) = script::scene_info_program();
-        let result = match self.run_program(program).await? {
+    async fn scene_info(
+        &mut self,
+        query: &SceneQuery,
+        cursor: Option<&Cursor>,
+    ) -> Result<Answer, BackendError> {
+        let req = script::Request::scene(query, self.config.track_state, cursor);
+        let result = match self.helper_call(&req).await? {
             Ok(result) => result,
             Err(answer) => return Ok(answer),
         };
-        Ok(match script::parse_scene_info(&result, &markers) {
-            Ok((_stray, info)) => Answer {
-                recorded: serde_json::to_value(&info)
-                    .map(|v| recordable(&v))
-                    .unwrap_or(Value::Null),
-                snapshot: Some(info.snapshot()),
-                output: Ok(Output::Scene(info)),
-                read_state: false,
+        Ok(match script::parse_scene(&result, &req.markers) {
+            Ok(report) => match report.error {
+                Some(message) => Answer::failed(BackendError::Blender { message }),
+                None => Answer {
+                    recorded: serde_json::to_value(&report.info)
+                        .map(|v| recordable(&v))
+                        .unwrap_or(Value::Null),
+                    state: state_update(report.state),
+                    output: Ok(Output::Scene(report.info)),
+                    read_state: false,
+                },
             },
             Err(problem) => Answer::failed(BackendError::Unexpected(problem)),
         })
@@ -158,26 +205,25 @@ impl ClassicLink {
         Ok(Answer {
             recorded: recordable(&result),
             output: Ok(wrap(result)),
-            snapshot: None,
+            state: None,
             read_state: self.config.track_state && !is_read_only(command),
         })
     }
 
-    /// The scene state through the wrapper with no user code. `Ok(None)` when Blender
-    /// answered without a usable report.
-    async fn state_now(&mut self) -> Result<Option<Snapshot>, BackendError> {
-        let (program, markers) = script::wrap_user_code("", true);
-        Ok(
-            match self
-                .exchange("execute_code", Some(&json!({ "code": program })))
-                .await?
-            {
-                Ok(result) => script::parse_wrapped(result, &markers)
-                    .ok()
-                    .and_then(|out| out.report.state),
-                Err(_) => None,
-            },
-        )
+    /// The state since `cursor` through the helper with no user code (after a raw command
+    /// that may have changed the scene). `Ok(None)` when Blender answered without a usable
+    /// report.
+    async fn state_now(
+        &mut self,
+        cursor: Option<&Cursor>,
+    ) -> Result<Option<StateUpdate>, BackendError> {
+        let req = script::Request::run("", true, cursor);
+        Ok(match self.helper_call(&req).await? {
+            Ok(result) => script::parse_wrapped(result, &req.markers)
+                .ok()
+                .and_then(|out| state_update(out.report.state)),
+            Err(_) => None,
+        })
     }
 
     /// The addon's protocol level, asked once per connection. The classic addon does not know
@@ -244,7 +290,7 @@ impl ClassicLink {
                     Answer {
                         recorded: json!({"width": result.get("width"), "height": result.get("height")}),
                         output: shot.map(Output::Screenshot),
-                        snapshot: None,
+                        state: None,
                         read_state: false,
                     }
                 }
@@ -254,10 +300,14 @@ impl ClassicLink {
         answer
     }
 
-    async fn operate(&mut self, op: &Operation) -> Result<Answer, BackendError> {
+    async fn operate(
+        &mut self,
+        op: &Operation,
+        cursor: Option<&Cursor>,
+    ) -> Result<Answer, BackendError> {
         match op {
-            Operation::ExecuteCode { code } => self.execute_code(code).await,
-            Operation::SceneInfo => self.scene_info().await,
+            Operation::ExecuteCode { code } => self.execute_code(code, cursor).await,
+            Operation::SceneInfo(query) => self.scene_info(query, cursor).await,
             Operation::ObjectInfo { name } => {
                 self.raw(
                     "get_object_info",
@@ -272,7 +322,7 @@ impl ClassicLink {
                 Ok(Answer {
                     recorded: serde_json::to_value(&info).unwrap_or(Value::Null),
                     output: Ok(Output::Addon(info)),
-                    snapshot: None,
+                    state: None,
                     read_state: false,
                 })
             }
@@ -291,12 +341,19 @@ impl Link for ClassicLink {
         }
     }
 
-    fn call<'a>(&'a mut self, op: &'a Operation) -> BoxFuture<'a, Result<Answer, BackendError>> {
-        Box::pin(self.operate(op))
+    fn call<'a>(
+        &'a mut self,
+        op: &'a Operation,
+        cursor: Option<&'a Cursor>,
+    ) -> BoxFuture<'a, Result<Answer, BackendError>> {
+        Box::pin(self.operate(op, cursor))
     }
 
-    fn read_state(&mut self) -> BoxFuture<'_, Result<Option<Snapshot>, BackendError>> {
-        Box::pin(self.state_now())
+    fn read_state<'a>(
+        &'a mut self,
+        cursor: Option<&'a Cursor>,
+    ) -> BoxFuture<'a, Result<Option<StateUpdate>, BackendError>> {
+        Box::pin(self.state_now(cursor))
     }
 
     fn interrupt(&self) -> Option<BoxFuture<'static, ()>> {
@@ -335,12 +392,24 @@ impl Link for ClassicLink {
     }
 }
 
+/// The helper's state report as an update; a malformed one is logged and dropped (the
+/// session keeps its cursor, so the next report covers the same changes).
+fn state_update(state: Option<script::HelperState>) -> Option<StateUpdate> {
+    match state?.into_update() {
+        Ok(update) => Some(update),
+        Err(problem) => {
+            tracing::warn!("{problem}");
+            None
+        }
+    }
+}
+
 /// The in-band error layer of a success reply, as an answer.
 fn in_band(result: &Value) -> Option<Answer> {
     in_band_error(result).map(|message| Answer {
         output: Err(BackendError::Blender { message }),
         recorded: recordable(result),
-        snapshot: None,
+        state: None,
         read_state: false,
     })
 }

@@ -21,9 +21,10 @@
 //!   command) and the command is never re-sent.
 //! * **Commands run one at a time on Blender's main thread**, whatever the connection.
 //!
-//! Code runs through `execute_code` inside a wrapper ([`script`], `python/*.py`) that keeps the
-//! traceback and the stdout printed before it and reports the scene state in the same round
-//! trip.
+//! Code runs through `execute_code` as a one-line call of this server's helper module
+//! ([`script`], `python/bsm_helper.py`), installed into Blender once, that keeps the
+//! traceback and the stdout printed before it and reports the changes to the scene state
+//! since the session's cursor in the same round trip.
 
 pub mod connection;
 mod link;
@@ -112,7 +113,7 @@ impl Backend for ClassicBackend {
 
     fn command_name(&self, op: &Operation) -> String {
         match op {
-            Operation::ExecuteCode { .. } | Operation::SceneInfo => "execute_code".into(),
+            Operation::ExecuteCode { .. } | Operation::SceneInfo(_) => "execute_code".into(),
             Operation::ObjectInfo { .. } => "get_object_info".into(),
             Operation::Screenshot { .. } => "get_viewport_screenshot".into(),
             Operation::AddonInfo => "get_addon_info".into(),
@@ -123,7 +124,8 @@ impl Backend for ClassicBackend {
     fn arguments(&self, op: &Operation) -> Value {
         match op {
             Operation::ExecuteCode { code } => json!({ "code": recordable_str(code) }),
-            Operation::SceneInfo | Operation::AddonInfo => json!({}),
+            Operation::SceneInfo(query) => serde_json::to_value(query).unwrap_or(Value::Null),
+            Operation::AddonInfo => json!({}),
             Operation::ObjectInfo { name } => {
                 json!({"type": "get_object_info", "params": {"name": recordable_str(name)}})
             }

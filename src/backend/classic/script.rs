@@ -1,24 +1,34 @@
 //! Python programs this server sends through the addon's `execute_code` command, and the
 //! parsing of what they print back.
 //!
-//! The user's code is wrapped (`python/exec_wrapper.py`) so that one round trip returns the
-//! user's stdout unchanged, the traceback *and* the stdout printed before an exception (the
-//! plain addon loses both), and a snapshot of the scene state. The wrapper's own output sits
-//! between two markers carrying a random nonce, so nothing the user prints can forge it, and
-//! is stripped before the user sees the output.
+//! The Blender-side code lives in one versioned module (`python/bsm_helper.py`), installed
+//! into the Blender process once as `sys.modules["_bsm_helper_<version>"]` and then called
+//! with a one-line request ([`Request::call`]: the user's code as base64, the session's
+//! journal cursor, a nonce). The one-liner looks the module up *before* anything else runs and,
+//! when it is missing (Blender restarted, the helper deleted, only another version there),
+//! prints a missing marker and nothing else: no user code ran, so the server may send the
+//! request again with the helper's source in front ([`Request::install_and_call`]) without
+//! breaking the never-re-send rule. A link's first request carries the source anyway (it
+//! installs only when missing), so a fresh connection costs one round trip, not two.
+//!
+//! One round trip returns the user's stdout unchanged, the traceback *and* the stdout printed
+//! before an exception (the plain addon loses both), and the scene state since the session's
+//! cursor. The helper's own output sits between two markers carrying a random nonce, so
+//! nothing the user prints can forge it, and is stripped before the user sees the output.
 
 use base64::Engine;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::backend::{SceneInfo, Snapshot};
+use crate::backend::{
+    Cursor, ObjectChange, ObjectsUpdate, SceneInfo, SceneQuery, Selection, StateUpdate,
+};
 
-const EXEC_WRAPPER: &str = include_str!("python/exec_wrapper.py");
-const SCENE_INFO: &str = include_str!("python/scene_info.py");
-
+const HELPER: &str = include_str!("python/bsm_helper.py");
 /// The markers around one program's machine-readable output.
 #[derive(Debug, Clone)]
 pub struct Markers {
+    nonce: String,
     start: String,
     end: String,
 }
@@ -30,13 +40,13 @@ impl Markers {
         Markers {
             start: format!("<<bsm:{nonce}>>"),
             end: format!("<</bsm:{nonce}>>"),
+            nonce,
         }
     }
 
-    fn fill(&self, template: &str) -> String {
-        template
-            .replace("__BSM_START__", &self.start)
-            .replace("__BSM_END__", &self.end)
+    /// What the one-liner prints when the helper is missing.
+    fn missing(&self) -> String {
+        format!("<<bsm-missing:{}>>", self.nonce)
     }
 
     /// Where the program's payload sits in captured stdout: (index of the start marker,
@@ -68,46 +78,202 @@ impl Default for Markers {
     }
 }
 
-/// The wrapper program for `code`, and the markers to read its answer with.
-pub fn wrap_user_code(code: &str, track_state: bool) -> (String, Markers) {
-    let markers = Markers::new();
-    let encoded = base64::engine::general_purpose::STANDARD.encode(code.as_bytes());
-    let program = markers
-        .fill(EXEC_WRAPPER)
-        .replace("__BSM_CODE__", &encoded)
-        .replace("__BSM_TRACK__", if track_state { "True" } else { "False" });
-    (program, markers)
+/// The helper module's name in `sys.modules`: `_bsm_helper_` and a hash of its source, so
+/// every build whose helper differs installs its own.
+pub fn helper_module() -> &'static str {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| {
+        // FNV-1a: stable across runs and platforms (std's hasher is not).
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in HELPER.bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        format!("_bsm_helper_{h:016x}")
+    })
 }
 
-/// The scene-info program and its markers.
-pub fn scene_info_program() -> (String, Markers) {
-    let markers = Markers::new();
-    (markers.fill(SCENE_INFO), markers)
+/// The helper's source, as the install program carries it (base64, computed once).
+fn helper_source_b64() -> &'static str {
+    static SOURCE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SOURCE.get_or_init(|| base64::engine::general_purpose::STANDARD.encode(HELPER.as_bytes()))
 }
 
-/// What the wrapper reports after running user code.
+/// One call of the helper, ready to be sent as an `execute_code` program.
+#[derive(Debug)]
+pub struct Request {
+    /// The Python call on the module `m`, e.g. `m.run(…)`.
+    call: String,
+    /// The markers its answer comes between.
+    pub markers: Markers,
+}
+
+impl Request {
+    /// Run `code`, then report the state since `cursor` when `track` is set.
+    pub fn run(code: &str, track: bool, cursor: Option<&Cursor>) -> Self {
+        let markers = Markers::new();
+        let encoded = base64::engine::general_purpose::STANDARD.encode(code.as_bytes());
+        let (epoch, seq) = cursor_args(cursor);
+        let call = format!(
+            "m.run(\"{encoded}\",\"{}\",{},\"{epoch}\",{seq})",
+            markers.nonce,
+            if track { "True" } else { "False" }
+        );
+        Request { call, markers }
+    }
+
+    /// `get_scene_info`: the summary and one page for `query`, and the state since `cursor`
+    /// when `track` is set.
+    pub fn scene(query: &SceneQuery, track: bool, cursor: Option<&Cursor>) -> Self {
+        let markers = Markers::new();
+        // ASCII JSON inside a Python string literal: json.dumps-style escapes only, and the
+        // literal's own quotes and backslashes escaped once more.
+        let json = String::from_utf8_lossy(&crate::backend::classic::protocol::encode_ascii(query))
+            .into_owned();
+        let literal = json.replace('\\', "\\\\").replace('"', "\\\"");
+        let (epoch, seq) = cursor_args(cursor);
+        let call = format!(
+            "m.scene(\"{}\",\"{literal}\",{},\"{epoch}\",{seq})",
+            markers.nonce,
+            if track { "True" } else { "False" }
+        );
+        Request { call, markers }
+    }
+
+    /// The one-line program: the call when the helper is installed, else only the missing
+    /// marker (nothing of the call runs).
+    pub fn call(&self) -> String {
+        format!(
+            "import sys\nm=sys.modules.get(\"{}\")\nif m is None:sys.stdout.write(\"{}\")\nelse:{}\n",
+            helper_module(),
+            self.markers.missing(),
+            self.call
+        )
+    }
+
+    /// The program that installs the helper when it is missing, then makes the call.
+    pub fn install_and_call(&self) -> String {
+        format!(
+            "import sys,types,base64\nn=\"{name}\"\nm=sys.modules.get(n)\nif m is None:\n m=types.ModuleType(n)\n exec(compile(base64.b64decode(\"{src}\").decode(\"utf-8\"),n,\"exec\"),m.__dict__)\n m.install()\n sys.modules[n]=m\n{call}\n",
+            name = helper_module(),
+            src = helper_source_b64(),
+            call = self.call
+        )
+    }
+}
+
+/// A cursor as the helper's arguments; an epoch that is not plain hex is no cursor.
+fn cursor_args(cursor: Option<&Cursor>) -> (&str, u64) {
+    match cursor {
+        Some(c) if c.epoch.bytes().all(|b| b.is_ascii_alphanumeric()) => (&c.epoch, c.seq),
+        _ => ("", 0),
+    }
+}
+
+/// Whether Blender answered a [`Request::call`] with the missing marker: the helper is not
+/// installed and nothing of the request ran.
+pub fn helper_missing(result: &Value, markers: &Markers) -> bool {
+    captured_stdout(result).is_ok_and(|out| out.contains(&markers.missing()))
+}
+
+/// The state part of the helper's answer: the journal position it brings the session to,
+/// and the changes since the session's cursor (`ops`) or the whole object list (`full`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct HelperState {
+    epoch: String,
+    seq: u64,
+    count: usize,
+    #[serde(default)]
+    scene: Option<String>,
+    #[serde(default)]
+    ops: Option<Vec<Vec<String>>>,
+    #[serde(default)]
+    full: Option<Vec<String>>,
+    #[serde(default)]
+    active: Option<String>,
+    /// Present (with `active`) when the selection changed since the cursor.
+    #[serde(default)]
+    selected: Option<Vec<String>>,
+}
+
+impl HelperState {
+    /// The state update a session applies.
+    pub fn into_update(self) -> Result<StateUpdate, String> {
+        let objects = match (self.full, self.ops) {
+            (Some(all), _) => ObjectsUpdate::Full(all),
+            (None, ops) => ObjectsUpdate::Changes(
+                ops.unwrap_or_default()
+                    .into_iter()
+                    .map(change)
+                    .collect::<Result<_, _>>()?,
+            ),
+        };
+        Ok(StateUpdate {
+            cursor: Some(Cursor {
+                epoch: self.epoch,
+                seq: self.seq,
+            }),
+            scene: self.scene,
+            object_count: Some(self.count),
+            objects,
+            selection: self.selected.map(|selected| Selection {
+                active: self.active,
+                selected,
+            }),
+        })
+    }
+}
+
+/// One journal entry: `["+", name]`, `["-", name]` or `["~", old, new]`.
+fn change(op: Vec<String>) -> Result<ObjectChange, String> {
+    let mut it = op.into_iter();
+    match (it.next().as_deref(), it.next(), it.next()) {
+        (Some("+"), Some(name), None) => Ok(ObjectChange::Added(name)),
+        (Some("-"), Some(name), None) => Ok(ObjectChange::Removed(name)),
+        (Some("~"), Some(from), Some(to)) => Ok(ObjectChange::Renamed { from, to }),
+        _ => Err("the state report from Blender has a malformed journal entry".into()),
+    }
+}
+
+/// What the helper reports after running user code.
 #[derive(Debug, Clone, Deserialize)]
 pub struct WrapperReport {
     /// The formatted traceback when the user's code raised.
     pub error: Option<String>,
-    /// The state snapshot, when tracking is on and it could be taken.
-    pub state: Option<Snapshot>,
-    /// Why the snapshot failed, if it did.
+    /// The state since the cursor, when tracking is on and it could be read.
+    #[serde(default)]
+    pub state: Option<HelperState>,
+    /// Why the state could not be read, if it could not.
+    #[serde(default)]
     pub state_error: Option<String>,
 }
 
-/// Outcome of decoding the wrapper's answer.
+/// What the helper's `scene` call answers.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SceneReport {
+    /// The summary and the page.
+    #[serde(flatten)]
+    pub info: SceneInfo,
+    /// Why the query could not be answered (e.g. an unknown collection).
+    #[serde(default)]
+    pub error: Option<String>,
+    /// The state since the cursor, when tracking is on.
+    #[serde(default)]
+    pub state: Option<HelperState>,
+}
+
+/// Outcome of decoding the helper's answer to a run.
 #[derive(Debug)]
 pub struct WrappedOutput {
     /// Everything the user's code printed, byte for byte.
     pub stdout: String,
-    /// The wrapper's report.
+    /// The helper's report.
     pub report: WrapperReport,
 }
 
-/// Parse the `execute_code` result (`{"executed": true, "result": "<stdout>"}`) of a wrapped
-/// program. Takes the result by value so a large stdout is never copied. Returns a
-/// description of the problem when the answer is not the wrapper's.
+/// Parse the `execute_code` result (`{"executed": true, "result": "<stdout>"}`) of a helper
+/// run. Takes the result by value so a large stdout is never copied. Returns a
+/// description of the problem when the answer is not the helper's.
 pub fn parse_wrapped(result: Value, markers: &Markers) -> Result<WrappedOutput, String> {
     let mut captured = match result {
         Value::Object(mut map) => match map.remove("result") {
@@ -139,15 +305,14 @@ pub fn parse_wrapped(result: Value, markers: &Markers) -> Result<WrappedOutput, 
     })
 }
 
-/// Parse the answer of [`scene_info_program`]: (stray stdout, the scene).
-pub fn parse_scene_info(result: &Value, markers: &Markers) -> Result<(String, SceneInfo), String> {
+/// Parse the answer of a [`Request::scene`].
+pub fn parse_scene(result: &Value, markers: &Markers) -> Result<SceneReport, String> {
     let captured = captured_stdout(result)?;
-    let (stray, payload) = markers
+    let (_stray, payload) = markers
         .split(captured)
         .ok_or_else(|| "the scene report from Blender is missing its end marker".to_string())?;
-    let info = serde_json::from_str(payload)
-        .map_err(|e| format!("could not read the scene report from Blender: {e}"))?;
-    Ok((stray, info))
+    serde_json::from_str(payload)
+        .map_err(|e| format!("could not read the scene report from Blender: {e}"))
 }
 
 /// The stdout the addon captured for an `execute_code` request.
@@ -181,12 +346,54 @@ mod tests {
     }
 
     #[test]
-    fn wrapper_embeds_code_as_base64() {
-        let (program, _) = wrap_user_code("print('立方体')", true);
-        assert!(program.is_ascii());
-        assert!(!program.contains("__BSM_"));
-        assert!(program.contains("if True:"));
+    fn the_one_liner_is_short_ascii_and_carries_the_code_as_base64() {
+        let cursor = Cursor {
+            epoch: "abc123".into(),
+            seq: 42,
+        };
+        let req = Request::run("print('立方体')", true, Some(&cursor));
+        let line = req.call();
+        assert!(line.is_ascii());
+        assert!(line.len() < 300, "{} bytes: {line}", line.len());
+        assert!(line.contains(helper_module()));
+        assert!(line.contains("\"abc123\",42"));
+        let install = req.install_and_call();
+        assert!(install.ends_with(&format!("{}\n", req.call)));
         let err = parse_wrapped(json!({"executed": true}), &Markers::new()).expect_err("no result");
         assert!(err.contains("unexpected"));
+    }
+
+    #[test]
+    fn an_epoch_that_is_not_alphanumeric_is_no_cursor() {
+        let bad = Cursor {
+            epoch: "x\",1);evil(\"".into(),
+            seq: 1,
+        };
+        assert_eq!(cursor_args(Some(&bad)), ("", 0));
+    }
+
+    #[test]
+    fn journal_entries_become_changes() {
+        let state: HelperState = serde_json::from_value(json!({
+            "epoch": "e", "seq": 3, "count": 2, "ops": [["+", "A"], ["~", "A", "B"], ["-", "C"]]
+        }))
+        .expect("parses");
+        let update = state.into_update().expect("valid");
+        assert_eq!(
+            update.objects,
+            ObjectsUpdate::Changes(vec![
+                ObjectChange::Added("A".into()),
+                ObjectChange::Renamed {
+                    from: "A".into(),
+                    to: "B".into()
+                },
+                ObjectChange::Removed("C".into()),
+            ])
+        );
+        assert!(update.selection.is_none());
+        let bad: HelperState =
+            serde_json::from_value(json!({"epoch": "e", "seq": 1, "count": 0, "ops": [["?"]]}))
+                .expect("parses");
+        assert!(bad.into_update().is_err());
     }
 }
