@@ -133,6 +133,8 @@ fn main() {
         std::env::var("BENCH_SCALE").unwrap_or_else(|_| "full".into()),
         started.elapsed().as_secs_f64()
     );
-    table.print();
+    if std::env::var("BENCH_ONLY").as_deref() != Ok("blender") {
+        table.print();
+    }
     print!("{side}");
 }
