@@ -43,8 +43,9 @@ pub enum Command {
     /// Connect to Blender once, print what was found (addon protocol, scene, round-trip
     /// time) and exit; exits non-zero with troubleshooting steps when Blender is unreachable.
     Check(CheckArgs),
-    /// Start a headless Blender (`blender -b`) running this project's BlenderMCP-compatible
-    /// server, forward its output to stderr, and stop it cleanly on Ctrl-C / SIGTERM.
+    /// Start a headless Blender (`blender -b`, or with --python a Python that has the `bpy`
+    /// module) running this project's BlenderMCP-compatible server, forward its output to
+    /// stderr, and stop it cleanly on Ctrl-C / SIGTERM.
     Blender(BlenderRunArgs),
     /// The design's "hello cube": use the Blender on the target port (or start a headless
     /// one), create a session, add a cube, read the scene, print the session info and history,
@@ -65,6 +66,11 @@ pub struct SpawnArgs {
     /// Blender executable to start (default: $BLENDER_PATH, else `blender` on PATH).
     #[arg(long, value_name = "PATH")]
     pub blender: Option<std::path::PathBuf>,
+    /// Start the server in this Python instead of a Blender executable: one that can
+    /// `import bpy` (Blender as a Python module, e.g. `pip install bpy` in a Python 3.13
+    /// venv), for machines without a Blender install. --blender wins when both are given.
+    #[arg(long, env = "BSM_BLENDER_PYTHON", value_name = "PATH")]
+    pub blender_python: Option<std::path::PathBuf>,
     /// A .blend file for the started Blender to open.
     #[arg(long, value_name = "FILE")]
     pub blend_file: Option<std::path::PathBuf>,
@@ -78,6 +84,7 @@ impl SpawnArgs {
     pub fn config(&self) -> SpawnConfig {
         SpawnConfig {
             blender: self.blender.clone(),
+            python: self.blender_python.clone(),
             blend_file: self.blend_file.clone(),
             startup_timeout: self.startup_timeout,
         }
@@ -96,6 +103,16 @@ pub struct BlenderRunArgs {
     /// Blender executable (default: $BLENDER_PATH, else `blender` on PATH).
     #[arg(long, value_name = "PATH")]
     pub blender: Option<std::path::PathBuf>,
+    /// Run the server in this Python instead of a Blender executable: one that can
+    /// `import bpy` (Blender as a Python module, e.g. `pip install bpy` in a Python 3.13
+    /// venv), for machines without a Blender install. --blender wins when both are given.
+    #[arg(
+        long,
+        visible_alias = "blender-python",
+        env = "BSM_BLENDER_PYTHON",
+        value_name = "PATH"
+    )]
+    pub python: Option<std::path::PathBuf>,
     /// How long to wait for the server to answer (`60s`).
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub startup_timeout: Duration,
@@ -476,5 +493,28 @@ mod tests {
         assert_eq!(cli.serve.store.store, StoreChoice::Sqlite);
         assert_eq!(cli.serve.store.store_prefix, "bsm:");
         assert_eq!(cfg.retain_closed, Duration::from_secs(7 * 24 * 3600));
+    }
+
+    #[test]
+    fn a_bpy_python_is_a_flag_of_blender_and_of_every_spawning_command() {
+        let cli = Cli::try_parse_from(["bsm", "blender", "--python", "/v/bin/python"]).unwrap();
+        let Some(Command::Blender(args)) = cli.command else {
+            panic!("blender")
+        };
+        assert_eq!(args.python.as_deref(), Some("/v/bin/python".as_ref()));
+        for sub in ["serve", "demo", "chat"] {
+            let cli =
+                Cli::try_parse_from(["bsm", sub, "--blender-python", "/v/bin/python"]).unwrap();
+            let spawn = match cli.command {
+                Some(Command::Serve(a)) => a.spawn,
+                Some(Command::Demo(a)) => a.spawn,
+                Some(Command::Chat(a)) => a.spawn,
+                _ => panic!("{sub}"),
+            };
+            assert_eq!(
+                spawn.config().python.as_deref(),
+                Some("/v/bin/python".as_ref())
+            );
+        }
     }
 }

@@ -1,6 +1,8 @@
 //! Starting, watching and stopping a headless Blender that runs this project's own
 //! BlenderMCP-compatible server (the classic backend's `python/headless_server.py`, embedded
-//! in the binary).
+//! in the binary), in either host the script supports ([`Launcher`]): the Blender executable
+//! in background mode, or a plain Python that has the `bpy` module (Blender as a Python
+//! module, e.g. PyPI's `bpy` 5.x, on a machine without a Blender install).
 //!
 //! The popular GUI addon refuses to start under `blender -b` and its commands run on timers
 //! that never fire there; our script runs its own main-thread loop instead and speaks the
@@ -20,7 +22,7 @@ use crate::backend::Target;
 pub const SERVER_SCRIPT: &str = crate::backend::classic::HEADLESS_SERVER;
 
 /// How to install Blender where it is missing.
-pub const INSTALL_HINT: &str = "Install Blender (Debian/Ubuntu: sudo apt-get install --no-install-recommends blender; elsewhere: https://www.blender.org/download/), or point --blender / BLENDER_PATH at its executable.";
+pub const INSTALL_HINT: &str = "Install Blender (Debian/Ubuntu: sudo apt-get install --no-install-recommends blender; elsewhere: https://www.blender.org/download/) and point --blender / BLENDER_PATH at its executable if it is not on PATH; or, without a Blender install, use Blender as a Python module (python3.13 -m venv VENV && VENV/bin/pip install bpy) with --blender-python VENV/bin/python (or BSM_BLENDER_PYTHON).";
 
 /// Why a headless Blender could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -68,11 +70,67 @@ pub enum HeadlessError {
     PortInUse(Target),
 }
 
+/// What runs the server script.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Launcher {
+    /// The Blender executable, in background mode: `blender -b [FILE] --python SCRIPT -- ARGS`.
+    Blender(PathBuf),
+    /// A Python interpreter that can `import bpy` (Blender as a Python module):
+    /// `python SCRIPT ARGS [--blend-file FILE]`.
+    BpyPython(PathBuf),
+}
+
+impl Launcher {
+    /// The executable started.
+    pub fn path(&self) -> &Path {
+        match self {
+            Launcher::Blender(path) | Launcher::BpyPython(path) => path,
+        }
+    }
+
+    /// The command that runs `script` as these options say.
+    fn command(&self, script: &Path, options: &HeadlessOptions) -> Command {
+        let mut command = Command::new(self.path());
+        match self {
+            Launcher::Blender(_) => {
+                command.arg("-b");
+                if let Some(file) = &options.blend_file {
+                    command.arg(file);
+                }
+                // Blender reads its own arguments up to `--`, the script the rest.
+                command.arg("--python").arg(script).arg("--");
+            }
+            Launcher::BpyPython(_) => {
+                command.arg(script);
+                if let Some(file) = &options.blend_file {
+                    command.arg("--blend-file").arg(file);
+                }
+            }
+        }
+        command
+            .args(["--host", &options.host, "--port"])
+            .arg(options.port.to_string())
+            // The script stops Blender if this process dies without stopping it.
+            .arg("--parent-pid")
+            .arg(std::process::id().to_string());
+        command
+    }
+}
+
+impl std::fmt::Display for Launcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Launcher::Blender(path) => write!(f, "{}", path.display()),
+            Launcher::BpyPython(path) => write!(f, "the bpy module in {}", path.display()),
+        }
+    }
+}
+
 /// What to start.
 #[derive(Debug, Clone)]
 pub struct HeadlessOptions {
-    /// The Blender executable.
-    pub blender: PathBuf,
+    /// What runs the server script.
+    pub launcher: Launcher,
     /// Listen address (IPv4).
     pub host: String,
     /// Listen port.
@@ -84,11 +142,15 @@ pub struct HeadlessOptions {
 }
 
 /// How to start a headless Blender when one is needed (the CLI's `--blender`,
-/// `--blend-file`, `--startup-timeout`).
+/// `--blender-python`, `--blend-file`, `--startup-timeout`).
 #[derive(Debug, Clone)]
 pub struct SpawnConfig {
     /// The executable (default: `$BLENDER_PATH`, else `blender` on `PATH`).
     pub blender: Option<PathBuf>,
+    /// A Python with the `bpy` module to run the server in instead of the Blender
+    /// executable (`--blender-python` / `BSM_BLENDER_PYTHON`); `blender` wins when both are
+    /// given.
+    pub python: Option<PathBuf>,
     /// A `.blend` file to open.
     pub blend_file: Option<PathBuf>,
     /// How long to wait for its server to answer.
@@ -99,12 +161,25 @@ impl SpawnConfig {
     /// Launch options for `target`, resolving the executable.
     pub fn options(&self, target: &Target) -> Result<HeadlessOptions, HeadlessError> {
         Ok(HeadlessOptions {
-            blender: find_blender(self.blender.as_deref())?,
+            launcher: find_launcher(self.blender.as_deref(), self.python.as_deref())?,
             host: target.host.clone(),
             port: target.port,
             blend_file: self.blend_file.clone(),
             startup_timeout: self.startup_timeout,
         })
+    }
+}
+
+/// What runs the server: an explicit Blender executable, else a Python with the `bpy`
+/// module when one is given, else [`find_blender`]'s search.
+pub fn find_launcher(
+    blender: Option<&Path>,
+    python: Option<&Path>,
+) -> Result<Launcher, HeadlessError> {
+    match (blender, python.filter(|p| !p.as_os_str().is_empty())) {
+        (Some(path), _) => Ok(Launcher::Blender(path.to_path_buf())),
+        (None, Some(python)) => Ok(Launcher::BpyPython(python.to_path_buf())),
+        (None, None) => find_blender(None).map(Launcher::Blender),
     }
 }
 
@@ -129,7 +204,7 @@ fn choose_blender(
         return Ok(PathBuf::from(path));
     }
     on_path().map_err(|_| HeadlessError::NotFound {
-        looked: "no --blender, no BLENDER_PATH, no blender on PATH".into(),
+        looked: "no --blender, no --blender-python, no BLENDER_PATH, no blender on PATH".into(),
     })
 }
 
@@ -173,25 +248,14 @@ impl HeadlessBlender {
             .map_err(HeadlessError::Script)?;
         let script = script.into_temp_path();
 
-        let mut command = Command::new(&options.blender);
-        command.arg("-b");
-        if let Some(file) = &options.blend_file {
-            command.arg(file);
-        }
+        let mut command = options.launcher.command(&script, options);
         command
-            .arg("--python")
-            .arg(&script)
-            .args(["--", "--host", &options.host, "--port"])
-            .arg(options.port.to_string())
-            // The script stops Blender if this process dies without stopping it.
-            .arg("--parent-pid")
-            .arg(std::process::id().to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
         let mut child = command.spawn().map_err(|source| HeadlessError::Spawn {
-            path: options.blender.clone(),
+            path: options.launcher.path().to_path_buf(),
             source,
         })?;
         // Blender's own output goes to our stderr, never to stdout (the MCP channel).
@@ -285,7 +349,7 @@ pub async fn ensure_running(
     let options = options()?;
     tracing::info!(
         "starting headless Blender ({}) on {target}",
-        options.blender.display()
+        options.launcher
     );
     let blender = HeadlessBlender::start(&options).await?;
     tracing::info!(
@@ -335,6 +399,61 @@ mod tests {
         // An empty BLENDER_PATH counts as unset.
         let found = choose_blender(None, Some(OsString::new()), search(dir.path()));
         assert!(found.unwrap().starts_with(dir.path()));
+    }
+
+    #[test]
+    fn an_explicit_blender_wins_over_a_bpy_python() {
+        let blender = Path::new("/opt/blender/blender");
+        let python = Path::new("/opt/bpy53/bin/python");
+        assert_eq!(
+            find_launcher(Some(blender), Some(python)).unwrap(),
+            Launcher::Blender(blender.into())
+        );
+        assert_eq!(
+            find_launcher(None, Some(python)).unwrap(),
+            Launcher::BpyPython(python.into())
+        );
+    }
+
+    #[test]
+    fn a_bpy_python_runs_the_script_with_its_arguments_directly() {
+        let options = HeadlessOptions {
+            launcher: Launcher::BpyPython("/opt/bpy53/bin/python".into()),
+            host: "127.0.0.1".into(),
+            port: 9877,
+            blend_file: Some("scene.blend".into()),
+            startup_timeout: Duration::from_secs(1),
+        };
+        let command = options.launcher.command(Path::new("s.py"), &options);
+        let args: Vec<_> = command
+            .as_std()
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            args[..7],
+            [
+                "s.py",
+                "--blend-file",
+                "scene.blend",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "9877"
+            ]
+        );
+        assert_eq!(args[7], "--parent-pid");
+        let blender = Launcher::Blender("blender".into());
+        let command = blender.command(Path::new("s.py"), &options);
+        let args: Vec<_> = command
+            .as_std()
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            args[..6],
+            ["-b", "scene.blend", "--python", "s.py", "--", "--host"]
+        );
     }
 
     #[cfg(unix)]

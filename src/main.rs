@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use blender_session_mcp::cli::{BlenderRunArgs, Cli, Command, LogFormat, ServeArgs};
 use blender_session_mcp::headless::{
-    HeadlessBlender, HeadlessOptions, ensure_running, find_blender,
+    HeadlessBlender, HeadlessOptions, ensure_running, find_launcher,
 };
 use blender_session_mcp::mcp::BlenderServer;
 use blender_session_mcp::session::Registry;
@@ -147,7 +147,7 @@ fn stop_on_signal() -> CancellationToken {
 /// `blender`: run a headless Blender until Ctrl-C / SIGTERM or until it exits.
 async fn run_blender(args: BlenderRunArgs) -> anyhow::Result<()> {
     let options = HeadlessOptions {
-        blender: find_blender(args.blender.as_deref())?,
+        launcher: find_launcher(args.blender.as_deref(), args.python.as_deref())?,
         host: args.host.clone(),
         port: args.port,
         blend_file: args.file.clone(),
@@ -157,7 +157,7 @@ async fn run_blender(args: BlenderRunArgs) -> anyhow::Result<()> {
     let mut blender = HeadlessBlender::start(&options).await?;
     println!(
         "Headless Blender ({}) serving the BlenderMCP protocol on {} (pid {}). Stop with Ctrl-C.",
-        options.blender.display(),
+        options.launcher,
         blender.target(),
         blender.pid().unwrap_or(0)
     );

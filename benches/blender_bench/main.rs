@@ -1,18 +1,27 @@
 //! Benchmarks: per-call overhead, large replies, cold start, sessions at scale, parallel
-//! sessions, history. Run with `cargo bench --bench blender_bench` (about 2 minutes on 2
-//! cores); `BENCH_SCALE=smoke` runs every figure with tiny sizes (CI does, so it cannot rot).
+//! sessions, history, and a side-by-side run on real headless Blender against the bare
+//! socket and a peer server. Run with `cargo bench --bench blender_bench` (a few minutes on
+//! 2 cores); `BENCH_SCALE=smoke` runs every figure with tiny sizes (CI does, so it cannot
+//! rot); `BENCH_ONLY=twin` or `BENCH_ONLY=blender` runs one of the two parts.
 //!
-//! It starts its own zero-delay fake addon, a Rust twin of the BlenderMCP addon ([`twin`]),
-//! and fills one table ([`report`]) with the figures of [`calls`], [`large`] and
-//! [`sessions`], driving the server as [`drive`] says, memory counted by [`alloc`]. This
-//! file owns the sizes (`BENCH_SCALE`), the order of the figures and the command line.
+//! The first part starts its own zero-delay fake addon, a Rust twin of the BlenderMCP addon
+//! ([`twin`]), and fills one table ([`report`]) with the figures of [`calls`], [`large`] and
+//! [`sessions`], driving the server as [`drive`] says, memory counted by [`alloc`]. The
+//! second ([`side`]) runs on a real Blender ([`real`]: `BENCH_ADDON_PY` = the unmodified
+//! classic addon's `addon.py`, run through `addon_shim.py`; without it our headless server),
+//! drives ours and the peer (`BENCH_PEER_CMD`) with one plain JSON-RPC client ([`rpc`]), and
+//! prints its own table and the targets. This file owns the sizes (`BENCH_SCALE`), the
+//! order of the figures and the command line.
 
 mod alloc;
 mod calls;
 mod drive;
 mod large;
+mod real;
 mod report;
+mod rpc;
 mod sessions;
+mod side;
 mod twin;
 
 use std::time::Instant;
@@ -32,6 +41,7 @@ struct Scale {
     par_sessions: usize,
     par_calls: usize,
     history: usize,
+    side: side::SideScale,
 }
 
 impl Scale {
@@ -47,6 +57,11 @@ impl Scale {
                 par_sessions: 4,
                 par_calls: 5,
                 history: 50,
+                side: side::SideScale {
+                    sizes: vec![3, 1_000],
+                    smoke: true,
+                    spawns: 2,
+                },
             }
         } else {
             Scale {
@@ -59,13 +74,27 @@ impl Scale {
                 par_sessions: 100,
                 par_calls: 100,
                 history: 1000,
+                side: side::SideScale {
+                    sizes: vec![3, 1_000, 10_000, 50_000],
+                    smoke: false,
+                    spawns: 20,
+                },
             }
         }
     }
 }
 
-async fn bench(scale: Scale) -> Table {
+async fn bench(scale: Scale) -> (Table, String) {
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let side = if only == "twin" {
+        String::new()
+    } else {
+        side::side_by_side(&scale.side).await
+    };
     let mut t = Table::new();
+    if only == "blender" {
+        return (t, side);
+    }
     let twin = Twin::start(0);
     calls::overhead(&mut t, &twin, &scale).await;
     large::replies(&mut t, &twin, &scale).await;
@@ -73,7 +102,7 @@ async fn bench(scale: Scale) -> Table {
     sessions::at_scale(&mut t, &twin, &scale).await;
     sessions::parallel(&mut t, &twin, &scale).await;
     sessions::history(&mut t, &twin, &scale).await;
-    t
+    (t, side)
 }
 
 fn main() {
@@ -95,7 +124,7 @@ fn main() {
     let scale = Scale::from_env();
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let started = Instant::now();
-    let table = rt.block_on(bench(scale));
+    let (table, side) = rt.block_on(bench(scale));
     println!(
         "\nblender-session-mcp benchmarks ({} cores, {}), {:.0} s\n",
         std::thread::available_parallelism()
@@ -104,5 +133,8 @@ fn main() {
         std::env::var("BENCH_SCALE").unwrap_or_else(|_| "full".into()),
         started.elapsed().as_secs_f64()
     );
-    table.print();
+    if std::env::var("BENCH_ONLY").as_deref() != Ok("blender") {
+        table.print();
+    }
+    print!("{side}");
 }

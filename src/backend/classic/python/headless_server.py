@@ -1,8 +1,12 @@
 # blender-session-mcp — headless Blender-side server.
 #
-# Run inside Blender in background mode:
-#     blender -b [file.blend] --python headless_server.py -- [--host 127.0.0.1] [--port 9876]
-#         [--parent-pid PID]   (stop when that process is no longer our parent)
+# Runs in either of two hosts:
+#   * inside Blender in background mode:
+#       blender -b [file.blend] --python headless_server.py -- [--host 127.0.0.1] [--port 9876]
+#           [--parent-pid PID]   (stop when that process is no longer our parent)
+#   * in a plain Python that has the `bpy` module (Blender as a Python module, e.g. PyPI's
+#     `bpy` 5.x wheel; no Blender install needed), the arguments following the script:
+#       python headless_server.py [--host H] [--port P] [--parent-pid PID] [--blend-file F]
 #
 # It speaks exactly the classic BlenderMCP addon protocol (TCP, one JSON object per request
 # and per reply, no framing; {"type", "params"} -> {"status": "success", "result"} or
@@ -13,7 +17,7 @@
 # classic addon is not: a multi-byte character split across reads is simply waited for, and
 # malformed JSON gets a status error instead of silence.
 #
-# Stop it with SIGTERM or SIGINT: connections are closed and Blender exits.
+# Stop it with SIGTERM or SIGINT: connections are closed and Blender (or the Python) exits.
 
 import base64
 import ctypes
@@ -69,11 +73,23 @@ def log(message):
     sys.__stderr__.flush()
 
 
+def script_args(argv):
+    """This script's own arguments. Under the Blender executable they follow `--` (Blender
+    reads everything before it); in a plain Python that imports `bpy` (Blender as a module:
+    `bpy.app.binary_path` is empty) they are everything after the script's path."""
+    if "--" in argv:
+        return argv[argv.index("--") + 1:]
+    if not bpy.app.binary_path:
+        return argv[1:]
+    return []
+
+
 def parse_args(argv):
-    args = argv[argv.index("--") + 1:] if "--" in argv else []
+    args = script_args(argv)
     host = os.environ.get("BSM_HOST", "127.0.0.1")
     port = int(os.environ.get("BSM_PORT", "9876"))
     parent = None
+    blend_file = None
     i = 0
     while i < len(args):
         if args[i] == "--host" and i + 1 < len(args):
@@ -85,9 +101,12 @@ def parse_args(argv):
         elif args[i] == "--parent-pid" and i + 1 < len(args):
             parent = int(args[i + 1])
             i += 2
+        elif args[i] == "--blend-file" and i + 1 < len(args):
+            blend_file = args[i + 1]
+            i += 2
         else:
             i += 1
-    return host, port, parent
+    return host, port, parent, blend_file
 
 
 # ------------------------------------------------------------------ framing
@@ -388,7 +407,15 @@ def accept_loop(server):
 
 
 def main():
-    host, port, parent = parse_args(sys.argv)
+    host, port, parent, blend_file = parse_args(sys.argv)
+    if blend_file:
+        # The Blender executable opens a .blend given on its command line; the bpy module
+        # has no command line of its own, so the file is opened here.
+        try:
+            bpy.ops.wm.open_mainfile(filepath=blend_file)
+        except Exception as e:
+            log("cannot open %s: %s" % (blend_file, e))
+            sys.exit(2)
     server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
