@@ -36,8 +36,9 @@ impl RedisServer {
     /// Start a redis-server on a free port. `Err` says why it cannot (not installed, did not
     /// become ready).
     pub async fn start() -> Result<Self, String> {
-        let bin = which::which("redis-server")
-            .map_err(|e| format!("redis-server is not installed ({e}); apt-get install redis-server"))?;
+        let bin = which::which("redis-server").map_err(|e| {
+            format!("redis-server is not installed ({e}); apt-get install redis-server")
+        })?;
         let dir = tempfile::tempdir().map_err(|e| format!("no temporary directory: {e}"))?;
         let mut last = String::new();
         for _ in 0..PORT_TRIES {
