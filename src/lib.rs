@@ -20,6 +20,7 @@
 //! | [`demo`] | the design's "hello cube", the whole chain in one command |
 //! | [`check`] | the `check` command: what answers on the Blender port |
 //! | [`cli`] | flags, mapped onto the plain config structs the modules above take; `main.rs` only parses and runs |
+//! | [`store`] | where session records live: the [`store::SessionStore`] seam, the memory and SQLite stores |
 //! | [`preview`] | bounded previews of large values, for history and events |
 //!
 //! ## Adding a backend
@@ -58,3 +59,4 @@ pub mod headless;
 pub mod mcp;
 pub mod preview;
 pub mod session;
+pub mod store;

@@ -29,6 +29,11 @@ pub enum Outcome {
     ConnectionLost,
     /// Blender could not be reached; nothing was sent.
     Unreachable,
+    /// Sent (or about to be), not finished yet: the entry is written as running before the
+    /// command goes to Blender.
+    Running,
+    /// The server stopped while the command was in flight; Blender may or may not have run it.
+    Interrupted,
 }
 
 impl Outcome {
@@ -41,6 +46,8 @@ impl Outcome {
             Outcome::Cancelled => "cancelled",
             Outcome::ConnectionLost => "connection_lost",
             Outcome::Unreachable => "unreachable",
+            Outcome::Running => "running",
+            Outcome::Interrupted => "interrupted",
         }
     }
 }
@@ -108,6 +115,11 @@ impl History {
         let seq = entry.seq;
         self.entries.push_back(entry);
         seq
+    }
+
+    /// Count a command numbered `seq` elsewhere (by the session store) without keeping it.
+    pub fn count(&mut self, seq: u64) {
+        self.next_seq = self.next_seq.max(seq + 1);
     }
 
     /// The newest `limit` entries (all when `None`), oldest first.
