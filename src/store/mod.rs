@@ -19,7 +19,8 @@
 pub mod conformance;
 pub mod error;
 pub mod memory;
-// SQLITE_PENDING pub mod sqlite;
+pub mod open;
+pub mod sqlite;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};

@@ -1,0 +1,596 @@
+//! The SQLite store's [`SessionStore`] methods: each one statement or one transaction
+//! (`BEGIN IMMEDIATE` for the ones that read then write, so two processes never both read
+//! the old row), on the store's thread, with cached prepared statements.
+
+use async_trait::async_trait;
+use rusqlite::{OptionalExtension, Row, TransactionBehavior, params};
+
+use crate::backend::Target;
+use crate::session::events::CloseReason;
+use crate::session::{HistoryEntry, Outcome};
+
+use super::super::{
+    BeginCommand, Begun, Created, FinishCommand, HistoryPage, HolderGone, INTERRUPTED_MESSAGE,
+    Lease, NewSession, SessionStore, StateBlob, Status, StoreError, StoreLocation, StoreResult,
+    StoreStats, StoredSession,
+};
+use super::{Db, SqliteStore, map_error};
+
+const COLUMNS: &str = "id, name, owner, host, port, created_at, last_activity, status, \
+     closed_at, close_reason, state, state_version, last_command, last_result, command_count, \
+     history_kept, lease_holder, lease_until";
+
+fn reason_str(r: CloseReason) -> &'static str {
+    match r {
+        CloseReason::Closed => "closed",
+        CloseReason::Idle => "idle",
+        CloseReason::Shutdown => "shutdown",
+    }
+}
+
+fn reason_of(s: &str) -> CloseReason {
+    match s {
+        "idle" => CloseReason::Idle,
+        "shutdown" => CloseReason::Shutdown,
+        _ => CloseReason::Closed,
+    }
+}
+
+/// A session row (columns in [`COLUMNS`] order).
+fn session_of(row: &Row<'_>) -> rusqlite::Result<StoredSession> {
+    let status: String = row.get(7)?;
+    let closed_at: Option<f64> = row.get(8)?;
+    let reason: Option<String> = row.get(9)?;
+    let state: Option<String> = row.get(10)?;
+    let last_result: Option<String> = row.get(13)?;
+    let holder: Option<String> = row.get(16)?;
+    let until: Option<f64> = row.get(17)?;
+    Ok(StoredSession {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        owner: row.get(2)?,
+        target: Target::new(row.get::<_, String>(3)?, row.get::<_, u16>(4)?),
+        created_at: row.get(5)?,
+        last_activity: row.get(6)?,
+        status: if status == "closed" {
+            Status::Closed
+        } else {
+            Status::Open
+        },
+        closed: closed_at.map(|at| (at, reason.as_deref().map_or(CloseReason::Closed, reason_of))),
+        state: state.map(Into::into),
+        state_version: row.get::<_, i64>(11)?.max(0) as u64,
+        last_command: row.get(12)?,
+        // A result that is not JSON any more is shown as its text.
+        last_result: last_result
+            .map(|t| serde_json::from_str(&t).unwrap_or(serde_json::Value::String(t))),
+        command_count: row.get::<_, i64>(14)?.max(0) as u64,
+        history_kept: row.get::<_, i64>(15)?.max(0) as u64,
+        lease: holder
+            .zip(until)
+            .map(|(holder, until)| Lease { holder, until }),
+    })
+}
+
+fn encode(store: &StoreLocation, entry: &HistoryEntry) -> StoreResult<String> {
+    serde_json::to_string(entry).map_err(|e| StoreError::Failed {
+        store: store.clone(),
+        what: "encoding a history entry",
+        detail: e.to_string(),
+    })
+}
+
+fn decode(store: &StoreLocation, text: &str) -> StoreResult<HistoryEntry> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
+        store: store.clone(),
+        what: "history entry",
+        detail: e.to_string(),
+    })
+}
+
+impl Db {
+    fn get(&self, id: &str) -> rusqlite::Result<Option<StoredSession>> {
+        let sql = format!("SELECT {COLUMNS} FROM sessions WHERE id = ?1");
+        self.conn
+            .prepare_cached(&sql)?
+            .query_row([id], session_of)
+            .optional()
+    }
+
+    /// Append `entry` to session `id` whose count is `count` and `kept` entries are kept,
+    /// trimming to the history limit; sets the count. Returns the new seq.
+    fn append(
+        tx: &rusqlite::Transaction<'_>,
+        store: &StoreLocation,
+        limit: usize,
+        id: &str,
+        (count, kept): (u64, u64),
+        entry: &mut HistoryEntry,
+        holder: Option<&str>,
+        now: f64,
+    ) -> StoreResult<u64> {
+        let fail = |e| map_error(store, "writing a history entry", e);
+        let seq = count + 1;
+        entry.seq = seq;
+        let mut kept = kept;
+        if limit > 0 {
+            let text = encode(store, entry)?;
+            tx.prepare_cached(
+                "INSERT INTO history (session_id, seq, outcome, holder, entry) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .and_then(|mut s| s.execute(params![id, seq as i64, entry.outcome.as_str(), holder, text]))
+            .map_err(fail)?;
+            kept += 1;
+            if kept > limit as u64 {
+                let gone = tx
+                    .prepare_cached("DELETE FROM history WHERE session_id = ?1 AND seq <= ?2")
+                    .and_then(|mut s| s.execute(params![id, seq as i64 - limit as i64]))
+                    .map_err(fail)?;
+                kept = kept.saturating_sub(gone as u64);
+            }
+        }
+        tx.prepare_cached(
+            "UPDATE sessions SET command_count = ?2, history_kept = ?3, last_activity = ?4 WHERE id = ?1",
+        )
+        .and_then(|mut s| s.execute(params![id, seq as i64, kept as i64, now]))
+        .map_err(fail)?;
+        Ok(seq)
+    }
+}
+
+#[async_trait]
+impl SessionStore for SqliteStore {
+    fn location(&self) -> &StoreLocation {
+        &self.location
+    }
+
+    async fn create(&self, new: NewSession) -> StoreResult<Created> {
+        self.call("creating a session", move |db| {
+            let fail = |e| map_error(&db.store, "creating a session", e);
+            let tx = db
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(fail)?;
+            if let Some(name) = &new.name {
+                let sql = format!(
+                    "SELECT {COLUMNS} FROM sessions WHERE name = ?1 AND status = 'open'"
+                );
+                let found = tx
+                    .prepare_cached(&sql)
+                    .and_then(|mut s| s.query_row([name], session_of).optional())
+                    .map_err(fail)?;
+                if let Some(found) = found {
+                    return Ok(Created::Existing(found));
+                }
+            }
+            tx.prepare_cached(
+                "INSERT INTO sessions (id, name, owner, host, port, created_at, last_activity, status)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, 'open')",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    new.id,
+                    new.name,
+                    new.owner,
+                    new.target.host,
+                    new.target.port,
+                    new.now
+                ])
+            })
+            .map_err(fail)?;
+            tx.commit().map_err(fail)?;
+            Ok(Created::New(StoredSession::new(new)))
+        })
+        .await
+    }
+
+    async fn get(&self, id: &str) -> StoreResult<Option<StoredSession>> {
+        let id = id.to_owned();
+        self.call("reading a session", move |db| {
+            db.get(&id)
+                .map_err(|e| map_error(&db.store, "reading a session", e))
+        })
+        .await
+    }
+
+    async fn get_by_name(&self, name: &str) -> StoreResult<Option<StoredSession>> {
+        let name = name.to_owned();
+        self.call("reading a session", move |db| {
+            let sql = format!("SELECT {COLUMNS} FROM sessions WHERE name = ?1 AND status = 'open'");
+            db.conn
+                .prepare_cached(&sql)
+                .and_then(|mut s| s.query_row([name], session_of).optional())
+                .map_err(|e| map_error(&db.store, "reading a session", e))
+        })
+        .await
+    }
+
+    async fn list(&self, closed: bool) -> StoreResult<Vec<StoredSession>> {
+        self.call("listing sessions", move |db| {
+            let filter = if closed { "" } else { "WHERE status = 'open'" };
+            let sql = format!("SELECT {COLUMNS} FROM sessions {filter} ORDER BY created_at, id");
+            let fail = |e| map_error(&db.store, "listing sessions", e);
+            let mut stmt = db.conn.prepare_cached(&sql).map_err(fail)?;
+            let rows = stmt.query_map([], session_of).map_err(fail)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(fail)
+        })
+        .await
+    }
+
+    async fn begin_command(&self, id: &str, begin: BeginCommand) -> StoreResult<Begun> {
+        let id = id.to_owned();
+        self.call("writing a history entry", move |db| {
+            let fail = |e| map_error(&db.store, "writing a history entry", e);
+            let tx = db
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(fail)?;
+            let row = tx
+                .prepare_cached(
+                    "SELECT status, lease_holder, lease_until, command_count, history_kept, state_version
+                     FROM sessions WHERE id = ?1",
+                )
+                .and_then(|mut s| {
+                    s.query_row([&id], |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, Option<String>>(1)?,
+                            r.get::<_, Option<f64>>(2)?,
+                            r.get::<_, i64>(3)?,
+                            r.get::<_, i64>(4)?,
+                            r.get::<_, i64>(5)?,
+                        ))
+                    })
+                    .optional()
+                })
+                .map_err(fail)?;
+            let Some((status, holder, until, count, kept, version)) = row else {
+                return Ok(Begun::Missing);
+            };
+            if status == "closed" {
+                return Ok(Begun::Closed);
+            }
+            if let (Some(holder), Some(until)) = (holder, until)
+                && holder != begin.holder
+                && until > begin.now
+            {
+                return Ok(Begun::Leased(Lease { holder, until }));
+            }
+            tx.prepare_cached("UPDATE sessions SET lease_holder = ?2, lease_until = ?3 WHERE id = ?1")
+                .and_then(|mut s| s.execute(params![id, begin.holder, begin.lease_until]))
+                .map_err(fail)?;
+            let mut entry = begin.entry;
+            entry.outcome = Outcome::Running;
+            let counts = (count.max(0) as u64, kept.max(0) as u64);
+            let seq = Db::append(
+                &tx,
+                &db.store,
+                db.history_limit,
+                &id,
+                counts,
+                &mut entry,
+                Some(&begin.holder),
+                begin.now,
+            )?;
+            tx.commit().map_err(fail)?;
+            Ok(Begun::Started {
+                seq,
+                state_version: version.max(0) as u64,
+            })
+        })
+        .await
+    }
+
+    async fn renew_lease(&self, id: &str, holder: &str, until: f64) -> StoreResult<bool> {
+        let (id, holder) = (id.to_owned(), holder.to_owned());
+        self.call("renewing a lease", move |db| {
+            db.conn
+                .prepare_cached(
+                    "UPDATE sessions SET lease_until = ?3 WHERE id = ?1 AND lease_holder = ?2",
+                )
+                .and_then(|mut s| s.execute(params![id, holder, until]))
+                .map(|n| n > 0)
+                .map_err(|e| map_error(&db.store, "renewing a lease", e))
+        })
+        .await
+    }
+
+    async fn release_lease(&self, id: &str, holder: &str) -> StoreResult<()> {
+        let (id, holder) = (id.to_owned(), holder.to_owned());
+        self.call("releasing a lease", move |db| {
+            db.conn
+                .prepare_cached(
+                    "UPDATE sessions SET lease_holder = NULL, lease_until = NULL
+                     WHERE id = ?1 AND lease_holder = ?2",
+                )
+                .and_then(|mut s| s.execute(params![id, holder]))
+                .map(drop)
+                .map_err(|e| map_error(&db.store, "releasing a lease", e))
+        })
+        .await
+    }
+
+    async fn finish_command(&self, id: &str, finish: FinishCommand) -> StoreResult<()> {
+        let id = id.to_owned();
+        self.call("completing a history entry", move |db| {
+            let fail = |e| map_error(&db.store, "completing a history entry", e);
+            let mut entry = finish.entry;
+            entry.seq = finish.seq;
+            let text = encode(&db.store, &entry)?;
+            let result = serde_json::to_string(&finish.last_result).unwrap_or_default();
+            let tx = db.conn.transaction().map_err(fail)?;
+            tx.prepare_cached(
+                "UPDATE history SET outcome = ?3, holder = NULL, entry = ?4 WHERE session_id = ?1 AND seq = ?2",
+            )
+            .and_then(|mut s| s.execute(params![id, finish.seq as i64, entry.outcome.as_str(), text]))
+            .map_err(fail)?;
+            tx.prepare_cached(
+                "UPDATE sessions SET last_activity = ?2, last_command = ?3, last_result = ?4,
+                   lease_holder = CASE WHEN lease_holder = ?5 THEN NULL ELSE lease_holder END,
+                   lease_until = CASE WHEN lease_holder = ?5 THEN NULL ELSE lease_until END
+                 WHERE id = ?1",
+            )
+            .and_then(|mut s| {
+                s.execute(params![id, finish.now, finish.last_command, result, finish.holder])
+            })
+            .map_err(fail)?;
+            if let Some(state) = finish.state {
+                tx.prepare_cached(
+                    "UPDATE sessions SET state = ?2, state_version = state_version + 1 WHERE id = ?1",
+                )
+                .and_then(|mut s| s.execute(params![id, &*state]))
+                .map_err(fail)?;
+            }
+            tx.commit().map_err(fail)
+        })
+        .await
+    }
+
+    async fn record_entry(
+        &self,
+        id: &str,
+        now: f64,
+        entry: HistoryEntry,
+    ) -> StoreResult<Option<u64>> {
+        let id = id.to_owned();
+        self.call("writing a history entry", move |db| {
+            let fail = |e| map_error(&db.store, "writing a history entry", e);
+            let tx = db
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(fail)?;
+            let counts = tx
+                .prepare_cached(
+                    "SELECT command_count, history_kept FROM sessions WHERE id = ?1 AND status = 'open'",
+                )
+                .and_then(|mut s| {
+                    s.query_row([&id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
+                        .optional()
+                })
+                .map_err(fail)?;
+            let Some((count, kept)) = counts else {
+                return Ok(None);
+            };
+            let mut entry = entry;
+            let counts = (count.max(0) as u64, kept.max(0) as u64);
+            let seq =
+                Db::append(&tx, &db.store, db.history_limit, &id, counts, &mut entry, None, now)?;
+            tx.commit().map_err(fail)?;
+            Ok(Some(seq))
+        })
+        .await
+    }
+
+    async fn set_state(&self, id: &str, state: StateBlob, now: f64) -> StoreResult<bool> {
+        let id = id.to_owned();
+        self.call("writing the state", move |db| {
+            db.conn
+                .prepare_cached(
+                    "UPDATE sessions SET state = ?2, state_version = state_version + 1, last_activity = ?3
+                     WHERE id = ?1 AND status = 'open'",
+                )
+                .and_then(|mut s| s.execute(params![id, &*state, now]))
+                .map(|n| n > 0)
+                .map_err(|e| map_error(&db.store, "writing the state", e))
+        })
+        .await
+    }
+
+    async fn history(&self, id: &str, limit: Option<usize>) -> StoreResult<Option<HistoryPage>> {
+        let id = id.to_owned();
+        self.call("reading history", move |db| {
+            let fail = |e| map_error(&db.store, "reading history", e);
+            let counts = db
+                .conn
+                .prepare_cached("SELECT command_count, history_kept FROM sessions WHERE id = ?1")
+                .and_then(|mut s| {
+                    s.query_row([&id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
+                        .optional()
+                })
+                .map_err(fail)?;
+            let Some((total, kept)) = counts else {
+                return Ok(None);
+            };
+            let limit = limit.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
+            let mut stmt = db
+                .conn
+                .prepare_cached(
+                    "SELECT entry FROM (SELECT seq, entry FROM history WHERE session_id = ?1
+                     ORDER BY seq DESC LIMIT ?2) ORDER BY seq",
+                )
+                .map_err(fail)?;
+            let texts = stmt
+                .query_map(params![id, limit], |r| r.get::<_, String>(0))
+                .map_err(fail)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(fail)?;
+            let entries = texts
+                .iter()
+                .map(|t| decode(&db.store, t))
+                .collect::<StoreResult<Vec<_>>>()?;
+            let total = total.max(0) as u64;
+            Ok(Some(HistoryPage {
+                entries,
+                total,
+                dropped: total.saturating_sub(kept.max(0) as u64),
+            }))
+        })
+        .await
+    }
+
+    async fn close(
+        &self,
+        id: &str,
+        reason: CloseReason,
+        now: f64,
+    ) -> StoreResult<Option<StoredSession>> {
+        let id = id.to_owned();
+        self.call("closing a session", move |db| {
+            let fail = |e| map_error(&db.store, "closing a session", e);
+            // The conditional update is the once-only step: of two processes, one changes
+            // the row.
+            let changed = db
+                .conn
+                .prepare_cached(
+                    "UPDATE sessions SET status = 'closed', closed_at = ?2, close_reason = ?3,
+                       lease_holder = NULL, lease_until = NULL
+                     WHERE id = ?1 AND status = 'open'",
+                )
+                .and_then(|mut s| s.execute(params![id, now, reason_str(reason)]))
+                .map_err(fail)?;
+            if changed == 0 {
+                return Ok(None);
+            }
+            db.get(&id).map_err(fail)
+        })
+        .await
+    }
+
+    async fn list_idle(&self, idle_before: f64, now: f64) -> StoreResult<Vec<String>> {
+        self.call("listing idle sessions", move |db| {
+            let fail = |e| map_error(&db.store, "listing idle sessions", e);
+            let mut stmt = db
+                .conn
+                .prepare_cached(
+                    "SELECT id FROM sessions WHERE status = 'open' AND last_activity <= ?1
+                     AND (lease_until IS NULL OR lease_until <= ?2)",
+                )
+                .map_err(fail)?;
+            let ids = stmt
+                .query_map(params![idle_before, now], |r| r.get::<_, String>(0))
+                .map_err(fail)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(fail)?;
+            Ok(ids)
+        })
+        .await
+    }
+
+    async fn prune(&self, closed_before: f64) -> StoreResult<u64> {
+        self.call("pruning closed sessions", move |db| {
+            db.conn
+                .prepare_cached("DELETE FROM sessions WHERE status = 'closed' AND closed_at <= ?1")
+                .and_then(|mut s| s.execute([closed_before]))
+                .map(|n| n as u64)
+                .map_err(|e| map_error(&db.store, "pruning closed sessions", e))
+        })
+        .await
+    }
+
+    async fn recover(&self, id: Option<&str>, now: f64, gone: &HolderGone) -> StoreResult<u64> {
+        // Which holders are gone is asked here, on the caller's side, from the leases and
+        // running entries read first: `gone` is not 'static.
+        let id_owned = id.map(str::to_owned);
+        let holders = self
+            .call("recovering interrupted commands", move |db| {
+                let fail = |e| map_error(&db.store, "recovering interrupted commands", e);
+                let mut stmt = db
+                    .conn
+                    .prepare_cached(
+                        "SELECT lease_holder FROM sessions WHERE lease_holder IS NOT NULL AND (?1 IS NULL OR id = ?1)
+                         UNION SELECT holder FROM history WHERE outcome = 'running' AND holder IS NOT NULL
+                           AND (?1 IS NULL OR session_id = ?1)",
+                    )
+                    .map_err(fail)?;
+                let holders = stmt
+                    .query_map([&id_owned], |r| r.get::<_, String>(0))
+                    .map_err(fail)?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+                    .map_err(fail)?;
+                Ok(holders)
+            })
+            .await?;
+        let dead: Vec<String> = holders.into_iter().filter(|h| gone(h)).collect();
+        let id = id.map(str::to_owned);
+        self.call("recovering interrupted commands", move |db| {
+            let fail = |e| map_error(&db.store, "recovering interrupted commands", e);
+            let tx = db
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(fail)?;
+            for holder in &dead {
+                tx.prepare_cached(
+                    "UPDATE sessions SET lease_holder = NULL, lease_until = NULL WHERE lease_holder = ?1",
+                )
+                .and_then(|mut s| s.execute([holder]))
+                .map_err(fail)?;
+            }
+            let stale: Vec<(String, i64, String)> = {
+                let mut stmt = tx
+                    .prepare_cached(
+                        "SELECT h.session_id, h.seq, h.entry FROM history h JOIN sessions s ON s.id = h.session_id
+                         WHERE h.outcome = 'running' AND (?1 IS NULL OR h.session_id = ?1)
+                           AND (h.holder IS NULL OR s.lease_holder IS NULL OR s.lease_holder != h.holder
+                                OR s.lease_until <= ?2)",
+                    )
+                    .map_err(fail)?;
+                stmt.query_map(params![id, now], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .map_err(fail)?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+                    .map_err(fail)?
+            };
+            for (session, seq, text) in &stale {
+                let mut entry = decode(&db.store, text)?;
+                entry.outcome = Outcome::Interrupted;
+                entry.message = Some(INTERRUPTED_MESSAGE.into());
+                let text = encode(&db.store, &entry)?;
+                tx.prepare_cached(
+                    "UPDATE history SET outcome = 'interrupted', holder = NULL, entry = ?3
+                     WHERE session_id = ?1 AND seq = ?2",
+                )
+                .and_then(|mut s| s.execute(params![session, seq, text]))
+                .map_err(fail)?;
+            }
+            tx.commit().map_err(fail)?;
+            Ok(stale.len() as u64)
+        })
+        .await
+    }
+
+    async fn stats(&self) -> StoreResult<StoreStats> {
+        self.call("counting sessions", move |db| {
+            let fail = |e| map_error(&db.store, "counting sessions", e);
+            let (open, closed) = db
+                .conn
+                .prepare_cached(
+                    "SELECT count(*) FILTER (WHERE status = 'open'), count(*) FILTER (WHERE status = 'closed') FROM sessions",
+                )
+                .and_then(|mut s| s.query_row([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))))
+                .map_err(fail)?;
+            // A write that changes nothing: it still needs the write lock and a writable file.
+            let writable = db
+                .conn
+                .execute_batch("BEGIN IMMEDIATE; UPDATE sessions SET id = id WHERE 0; COMMIT;")
+                .is_ok();
+            if !writable {
+                let _ = db.conn.execute_batch("ROLLBACK");
+            }
+            Ok(StoreStats {
+                open: open.max(0) as u64,
+                closed: closed.max(0) as u64,
+                writable,
+            })
+        })
+        .await
+    }
+}

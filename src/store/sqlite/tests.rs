@@ -1,0 +1,135 @@
+use super::*;
+
+fn temp() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("state").join("sessions.db");
+    (dir, path)
+}
+
+#[tokio::test]
+async fn the_sqlite_store_keeps_every_promise() {
+    let (_dir, path) = temp();
+    let store = SqliteStore::open(&path, 3).expect("opens");
+    crate::store::conformance::check(&store).await;
+}
+
+#[cfg(unix)]
+#[test]
+fn the_file_is_private_and_its_directory_made() {
+    use std::os::unix::fs::PermissionsExt;
+    let (_dir, path) = temp();
+    SqliteStore::open(&path, 3).expect("opens");
+    let mode = std::fs::metadata(&path).expect("file").permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let dir = std::fs::metadata(path.parent().expect("dir")).expect("dir");
+    assert_eq!(dir.permissions().mode() & 0o777, 0o700);
+}
+
+fn refused(bytes: &[u8]) -> (StoreError, Vec<u8>) {
+    let (_dir, path) = temp();
+    std::fs::create_dir_all(path.parent().expect("dir")).expect("dir");
+    std::fs::write(&path, bytes).expect("written");
+    let e = SqliteStore::open(&path, 3).expect_err("refused");
+    (e, std::fs::read(&path).expect("still there"))
+}
+
+#[test]
+fn a_file_that_is_not_a_database_is_refused_untouched() {
+    let junk = b"this is not a database, it is someone's notes\n".repeat(100);
+    let (e, after) = refused(&junk);
+    assert!(matches!(e, StoreError::NotADatabase { .. }), "{e}");
+    assert!(e.to_string().contains("not a session database"), "{e}");
+    assert_eq!(after, junk, "the file is untouched");
+    // A damaged database: the header, then garbage.
+    let mut damaged = b"SQLite format 3\0".to_vec();
+    damaged.extend(std::iter::repeat_n(0xA5u8, 8192));
+    let (e, after) = refused(&damaged);
+    assert!(
+        matches!(
+            e,
+            StoreError::NotADatabase { .. } | StoreError::Failed { .. }
+        ),
+        "{e}"
+    );
+    assert_eq!(after, damaged, "the file is untouched");
+}
+
+fn database(setup: &str) -> Vec<u8> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("other.db");
+    let conn = Connection::open(&path).expect("opens");
+    conn.execute_batch(setup).expect("set up");
+    drop(conn);
+    std::fs::read(&path).expect("read")
+}
+
+#[test]
+fn a_newer_schema_or_another_programs_database_is_refused_untouched() {
+    let newer = database("PRAGMA user_version = 99; CREATE TABLE t (x);");
+    let (e, after) = refused(&newer);
+    assert!(
+        matches!(
+            e,
+            StoreError::NewerSchema {
+                found: 99,
+                supported: schema::SCHEMA_VERSION,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(e.to_string().contains("newer"), "{e}");
+    assert_eq!(after, newer);
+    let other = database("CREATE TABLE notes (text);");
+    let (e, after) = refused(&other);
+    assert!(e.to_string().contains("another program"), "{e}");
+    assert_eq!(after, other);
+}
+
+#[cfg(unix)]
+#[test]
+fn an_unreadable_file_is_refused_untouched() {
+    use std::os::unix::fs::PermissionsExt;
+    let (_dir, path) = temp();
+    SqliteStore::open(&path, 3).expect("opens");
+    let before = std::fs::read(&path).expect("read");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o000)).expect("chmod");
+    if std::fs::File::open(&path).is_ok() {
+        // root reads any file: a directory where the file should be is unreadable as one.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        let (_dir, path) = temp();
+        std::fs::create_dir_all(&path).expect("dir");
+        let e = SqliteStore::open(&path, 3).expect_err("refused");
+        assert!(matches!(e, StoreError::Unreachable { .. }), "{e}");
+        assert!(path.is_dir(), "left as it was");
+        return;
+    }
+    let e = SqliteStore::open(&path, 3).expect_err("refused");
+    assert!(matches!(e, StoreError::Unreachable { .. }), "{e}");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    assert_eq!(std::fs::read(&path).expect("read"), before);
+}
+
+#[tokio::test]
+async fn a_reopened_file_keeps_sessions_and_two_stores_share_one_file() {
+    use crate::store::{NewSession, SessionStore};
+    let (_dir, path) = temp();
+    let a = SqliteStore::open(&path, 3).expect("opens");
+    let b = SqliteStore::open(&path, 3).expect("opens twice");
+    a.create(NewSession {
+        id: "s1".into(),
+        name: None,
+        owner: "local".into(),
+        target: crate::backend::Target::new("127.0.0.1", 9876),
+        now: 1.0,
+    })
+    .await
+    .expect("create");
+    assert!(
+        b.get("s1").await.expect("get").is_some(),
+        "the other store sees it"
+    );
+    drop((a, b));
+    let c = SqliteStore::open(&path, 3).expect("reopens");
+    assert_eq!(c.list(false).await.expect("list").len(), 1);
+}
