@@ -19,6 +19,7 @@
 pub mod conformance;
 pub mod error;
 pub mod memory;
+pub mod redis;
 pub mod open;
 pub mod sqlite;
 
