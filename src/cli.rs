@@ -11,6 +11,7 @@ use crate::chat::ChatConfig;
 use crate::chat::llm::Api;
 use crate::headless::SpawnConfig;
 use crate::session::RegistryConfig;
+use crate::store::open::{StoreChoice, StoreConfig};
 
 /// blender-session-mcp: an MCP server that drives a running Blender through sessions.
 ///
@@ -48,6 +49,9 @@ pub enum Command {
     /// one), create a session, add a cube, read the scene, print the session info and history,
     /// close the session and stop what was started.
     Demo(DemoArgs),
+    /// Look at and manage the sessions in the store (`list`, `show ID`, `history ID`,
+    /// `close ID`, `prune`), with the same store flags as `serve`.
+    Sessions(SessionsArgs),
     /// Talk to Blender in plain language through a local LLM (Ollama, or any
     /// OpenAI-compatible server): the model calls this server's tools in its own session,
     /// and you approve each piece of Python it wants to run (unless --yes).
@@ -180,6 +184,13 @@ pub struct ChatArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub blender: BlenderArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub store: StoreArgs,
+    /// Work in the session of this name (created if missing, reused otherwise): a server
+    /// started with the same --session on the same store works in the same session.
+    #[arg(long, env = "BSM_SESSION")]
+    pub session: Option<String>,
     /// When nothing listens on --blender-host:--blender-port, start a headless Blender there
     /// for the chat's lifetime.
     #[arg(long)]
@@ -200,7 +211,12 @@ impl ChatArgs {
             max_rounds: self.max_rounds,
             yes: self.yes,
             transcript: self.transcript.clone(),
-            registry: self.blender.registry_config(),
+            registry: RegistryConfig {
+                retain_closed: self.store.retain_closed,
+                session_name: self.session.clone(),
+                ..self.blender.registry_config()
+            },
+            store: self.store.config(RegistryConfig::default().history_limit),
             spawn: self.spawn_blender.then(|| self.spawn.config()),
         }
     }
@@ -220,6 +236,87 @@ impl ChatArgs {
             idle_timeout: self.llm_timeout,
         }
     }
+}
+
+/// Where sessions are kept (the same flags for serve, chat, check and sessions).
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// Where sessions are kept: `sqlite` (a file on this machine, shared by every server
+    /// process using it; the default), `memory` (nothing kept: sessions end with the
+    /// process), or a `redis://…` / `rediss://…` URL (shared by servers on several machines).
+    #[arg(long, env = "BSM_STORE", default_value = "sqlite", value_parser = clap::value_parser!(StoreChoice))]
+    pub store: StoreChoice,
+    /// The SQLite file (default: $XDG_STATE_HOME/blender-session-mcp/sessions.db, i.e.
+    /// ~/.local/state/…; the local app-data directory on macOS and Windows). Created 0600.
+    #[arg(long, env = "BSM_STORE_PATH", value_name = "FILE")]
+    pub store_path: Option<std::path::PathBuf>,
+    /// Key prefix on Redis: servers with the same prefix share sessions.
+    #[arg(long, default_value = "bsm:")]
+    pub store_prefix: String,
+    /// How long closed sessions stay readable (get_session_info, get_session_history)
+    /// before idle cleanup deletes them (`7d`, `12h`).
+    #[arg(long, default_value = "7d", value_parser = parse_duration)]
+    pub retain_closed: Duration,
+}
+
+impl StoreArgs {
+    /// The store these flags name, keeping `history_limit` entries per session.
+    pub fn config(&self, history_limit: usize) -> StoreConfig {
+        StoreConfig {
+            choice: self.store.clone(),
+            path: self.store_path.clone(),
+            prefix: self.store_prefix.clone(),
+            history_limit,
+        }
+    }
+}
+
+/// Flags of `sessions`.
+#[derive(Debug, Clone, Args)]
+pub struct SessionsArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: SessionsAction,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub store: StoreArgs,
+    /// History entries kept per session (used when entries are written).
+    #[arg(long, default_value_t = 1000)]
+    pub history_limit: usize,
+}
+
+/// `sessions` actions.
+#[derive(Debug, Clone, Subcommand)]
+pub enum SessionsAction {
+    /// Every open session (with --all, the closed ones not yet pruned too).
+    List {
+        /// Include closed sessions.
+        #[arg(long)]
+        all: bool,
+    },
+    /// One session's record.
+    Show {
+        /// The session id.
+        id: String,
+    },
+    /// One session's history, oldest first.
+    History {
+        /// The session id.
+        id: String,
+        /// Only the newest this many entries.
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// Close a session (for every process using the store).
+    Close {
+        /// The session id.
+        id: String,
+    },
+    /// Delete sessions closed longer than --retain-closed ago, with their history.
+    Prune,
 }
 
 /// Log output format.
@@ -265,6 +362,14 @@ pub struct ServeArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub blender: BlenderArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub store: StoreArgs,
+    /// Every client's default session is the session of this name (created if missing,
+    /// reused otherwise): Claude Desktop and `chat` started with the same --session on the
+    /// same store work in one session with one history.
+    #[arg(long, env = "BSM_SESSION")]
+    pub session: Option<String>,
     /// Do not snapshot objects and selection after each command (tracebacks and stdout are
     /// still returned).
     #[arg(long)]
@@ -300,6 +405,9 @@ pub struct CheckArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub blender: BlenderArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub store: StoreArgs,
 }
 
 impl BlenderArgs {
@@ -331,8 +439,15 @@ impl ServeArgs {
             max_sessions: self.max_sessions.max(1),
             track_state: !self.no_track_state,
             connect_on_create: true,
+            retain_closed: self.store.retain_closed,
+            session_name: self.session.clone(),
             ..self.blender.registry_config()
         }
+    }
+
+    /// The store these flags name.
+    pub fn store_config(&self) -> StoreConfig {
+        self.store.config(self.history_limit)
     }
 }
 
@@ -400,5 +515,8 @@ mod tests {
         assert_eq!(cfg.history_limit, 1000);
         assert_eq!(cfg.max_sessions, 1000);
         assert!(cfg.track_state);
+        assert_eq!(cli.serve.store.store, StoreChoice::Sqlite);
+        assert_eq!(cli.serve.store.store_prefix, "bsm:");
+        assert_eq!(cfg.retain_closed, Duration::from_secs(7 * 24 * 3600));
     }
 }

@@ -57,14 +57,14 @@ async fn hello_cube(config: RegistryConfig) -> i32 {
         for obj in &scene.objects {
             println!("  {:<12} {:<8} {:?}", obj.name, obj.kind, obj.location);
         }
-        let info = registry.get_session_info(&id)?;
+        let info = registry.get_session_info(&id).await?;
         println!("\nSession info:");
         println!(
             "{}",
             serde_json::to_string_pretty(&info).unwrap_or_default()
         );
         println!("\nHistory:");
-        for entry in registry.get_session_history(&id, None)?.entries {
+        for entry in registry.get_session_history(&id, None).await?.entries {
             println!(
                 "  {} ({}): {} ({:.3}s)",
                 entry.command,

@@ -59,4 +59,5 @@ pub mod headless;
 pub mod mcp;
 pub mod preview;
 pub mod session;
+pub mod sessions;
 pub mod store;

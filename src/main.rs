@@ -64,7 +64,18 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 async fn serve_mcp(args: &ServeArgs) -> anyhow::Result<()> {
-    let registry = Registry::new(args.registry_config());
+    let config = args.registry_config();
+    let store = args
+        .store_config()
+        .open()
+        .await
+        .context("the session store could not be opened")?;
+    let backend = std::sync::Arc::new(config.classic_backend());
+    let registry = Registry::with_store(config, backend, store);
+    // Commands in flight when a server using this store died are recorded as interrupted.
+    if let Err(e) = registry.recover().await {
+        tracing::warn!("{e}");
+    }
     let cleanup = registry.spawn_cleanup();
     let stop = stop_on_signal();
     // stdin EOF or a signal closes every session at once: commands in flight end (recorded
@@ -178,7 +189,18 @@ async fn main() -> anyhow::Result<()> {
         }
         Some(Command::Check(args)) => {
             init_logs(args.blender.log_format, "info");
+            let store = blender_session_mcp::store::open::report(&args.store.config(1000)).await;
             let code = blender_session_mcp::check::run(&args.blender.registry_config()).await;
+            let store_ok = store.is_ok();
+            match store {
+                Ok(line) => println!("✓ session store: {line}"),
+                Err(line) => eprintln!("✗ session store: {line}"),
+            }
+            std::process::exit(if code == 0 && !store_ok { 1 } else { code });
+        }
+        Some(Command::Sessions(args)) => {
+            init_logs(LogFormat::Text, "warn");
+            let code = blender_session_mcp::sessions::run(&args).await;
             std::process::exit(code);
         }
         Some(Command::Blender(args)) => {

@@ -44,6 +44,8 @@ async fn periodic_cleanup_reaps_idle_sessions_and_keeps_busy_ones() {
 
     let alive: Vec<String> = reg
         .list_sessions()
+        .await
+        .expect("list")
         .into_iter()
         .map(|s| s.session_id)
         .collect();
@@ -52,8 +54,13 @@ async fn periodic_cleanup_reaps_idle_sessions_and_keeps_busy_ones() {
         vec![busy.clone()],
         "idle sessions reaped, busy one kept"
     );
-    assert!(reg.get_session_info(&idle_a).is_err());
-    assert!(reg.get_session_info(&idle_b).is_err());
+    for id in [&idle_a, &idle_b] {
+        let info = reg
+            .get_session_info(id)
+            .await
+            .expect("closed sessions stay readable");
+        assert_eq!(info.status, blender_session_mcp::store::Status::Closed);
+    }
     // Blender saw the two idle connections close.
     fake.wait_count("closed", 2).await;
 

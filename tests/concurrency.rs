@@ -42,7 +42,7 @@ async fn fifty_sessions_times_twenty_concurrent_commands_without_cross_talk() {
     fake.wait_count("executed", 1000).await;
     assert_eq!(fake.count("accepted"), 50, "one connection per session");
     for id in &ids {
-        let info = reg.get_session_info(id).expect("info");
+        let info = reg.get_session_info(id).await.expect("info");
         assert_eq!(info.command_count, 20);
         assert_eq!(info.blender.connections_opened, 1);
     }

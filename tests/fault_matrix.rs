@@ -22,8 +22,9 @@ fn registry_with_timeout(fake: &FakeAddon, timeout: Duration) -> Registry {
     Registry::new(cfg)
 }
 
-fn outcomes(reg: &Registry, id: &str) -> Vec<Outcome> {
+async fn outcomes(reg: &Registry, id: &str) -> Vec<Outcome> {
     reg.get_session_history(id, None)
+        .await
         .expect("history")
         .entries
         .iter()
@@ -72,7 +73,7 @@ async fn blender_killed_mid_command_reports_connection_lost() {
         error_text(&err).contains("may or may not have run"),
         "{err}"
     );
-    assert_eq!(outcomes(&reg, &id), vec![Outcome::ConnectionLost]);
+    assert_eq!(outcomes(&reg, &id).await, vec![Outcome::ConnectionLost]);
 
     let mut fake = FakeAddon::start_with(&["--port", &port.to_string()]).await;
     still_serving(&reg, &id, &mut fake).await;
@@ -102,7 +103,7 @@ async fn connection_closed_after_the_command_ran_reports_connection_lost() {
     assert_eq!(fake.count("request"), 2);
     fake.assert_nothing_sent_twice();
     assert_eq!(
-        outcomes(&reg, &id),
+        outcomes(&reg, &id).await,
         vec![Outcome::ConnectionLost, Outcome::Success]
     );
 }
@@ -133,7 +134,7 @@ async fn connection_closed_or_reset_before_running_reports_connection_lost() {
         );
         fake.assert_nothing_sent_twice();
         assert_eq!(
-            outcomes(&reg, &id),
+            outcomes(&reg, &id).await,
             vec![Outcome::ConnectionLost, Outcome::Success]
         );
     }
@@ -154,7 +155,7 @@ async fn accept_but_never_answer_times_out_and_the_late_reply_cannot_arrive() {
     fake.assert_nothing_sent_twice();
     assert_eq!(fake.count("accepted"), 2);
     assert_eq!(
-        outcomes(&reg, &id),
+        outcomes(&reg, &id).await,
         vec![Outcome::Timeout, Outcome::Success]
     );
 }
@@ -218,7 +219,10 @@ async fn garbage_replies_are_errors_and_drop_the_connection() {
         "the garbage connection was dropped"
     );
     fake.assert_nothing_sent_twice();
-    assert_eq!(outcomes(&reg, &id), vec![Outcome::Error, Outcome::Success]);
+    assert_eq!(
+        outcomes(&reg, &id).await,
+        vec![Outcome::Error, Outcome::Success]
+    );
 }
 
 #[tokio::test]
@@ -239,7 +243,10 @@ async fn trailing_extra_json_is_a_desync_that_drops_the_connection() {
     // The unrequested reply never reaches the next command.
     still_serving(&reg, &id, &mut fake).await;
     assert_eq!(fake.count("accepted"), 2);
-    assert_eq!(outcomes(&reg, &id), vec![Outcome::Error, Outcome::Success]);
+    assert_eq!(
+        outcomes(&reg, &id).await,
+        vec![Outcome::Error, Outcome::Success]
+    );
 }
 
 #[tokio::test]
@@ -256,7 +263,7 @@ async fn an_over_cap_reply_is_cut_off_and_memory_stays_bounded() {
         .expect_err("too large");
     assert!(error_text(&err).contains("--max-reply-bytes"), "{err}");
     still_serving(&reg, &id, &mut fake).await;
-    let h = reg.get_session_history(&id, None).expect("history");
+    let h = reg.get_session_history(&id, None).await.expect("history");
     assert!(
         serde_json::to_string(&h).expect("json").len() < 64 * 1024,
         "history keeps no copy of the reply"
@@ -277,7 +284,7 @@ async fn a_connection_closed_at_accept_is_replaced_without_an_error() {
     assert_eq!(out.stdout, "ok\n");
     fake.wait_count("executed", 1).await;
     assert_eq!(fake.count("request"), 1);
-    assert_eq!(outcomes(&reg, &id), vec![Outcome::Success]);
+    assert_eq!(outcomes(&reg, &id).await, vec![Outcome::Success]);
 }
 
 #[tokio::test]
@@ -364,7 +371,7 @@ async fn a_thousand_concurrent_calls_on_one_session_are_answered_in_wire_order()
         })
         .collect();
     // The history in `seq` order must be that same order, code for code.
-    let history = reg.get_session_history(&id, None).expect("history");
+    let history = reg.get_session_history(&id, None).await.expect("history");
     assert_eq!(history.total, CALLS as u64);
     assert_eq!(history.dropped, 0);
     assert!(

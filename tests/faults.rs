@@ -50,7 +50,7 @@ async fn a_late_reply_never_reaches_the_next_command_and_nothing_is_resent() {
         "a fresh connection after the timeout"
     );
 
-    let history = reg.get_session_history(&id, None).expect("history");
+    let history = reg.get_session_history(&id, None).await.expect("history");
     let outcomes: Vec<Outcome> = history.entries.iter().map(|e| e.outcome).collect();
     assert_eq!(outcomes, vec![Outcome::Timeout, Outcome::Success]);
     assert!(
@@ -97,6 +97,7 @@ async fn cancelling_mid_command_drops_the_connection_and_records_cancelled() {
     assert_eq!(fake.count("request"), 2);
     let outcomes: Vec<Outcome> = reg
         .get_session_history(&id, None)
+        .await
         .expect("history")
         .entries
         .iter()
@@ -150,7 +151,7 @@ async fn oversized_requests_are_refused_before_sending() {
         .expect("still works");
     fake.wait_count("executed", 1).await;
     assert_eq!(fake.count("request"), 1);
-    let h = reg.get_session_history(&id, None).expect("history");
+    let h = reg.get_session_history(&id, None).await.expect("history");
     assert_eq!(h.entries[0].outcome, Outcome::Error);
     assert!(
         h.entries[0].arguments.to_string().len() < 40_000,

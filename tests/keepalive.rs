@@ -22,7 +22,7 @@ async fn hundred_commands_in_one_session_use_one_connection() {
     }
     fake.wait_count("executed", 100).await;
     assert_eq!(fake.count("accepted"), 1);
-    let info = reg.get_session_info(&id).expect("info");
+    let info = reg.get_session_info(&id).await.expect("info");
     assert!(info.blender.connected);
     assert_eq!(info.blender.connections_opened, 1);
     assert_eq!(info.command_count, 100);
@@ -55,7 +55,7 @@ async fn session_created_while_blender_is_down_reports_why_and_reconnects_later(
         .create_session(None)
         .await
         .expect("session exists anyway");
-    let info = reg.get_session_info(&id).expect("info");
+    let info = reg.get_session_info(&id).await.expect("info");
     assert!(!info.blender.connected);
     let reason = info.blender.last_error.expect("reason");
     assert!(reason.contains("Failed to connect to Blender"), "{reason}");
@@ -78,9 +78,9 @@ async fn session_created_while_blender_is_down_reports_why_and_reconnects_later(
     assert_eq!(r["object_count"], 3);
     fake.wait_count("executed", 1).await;
     assert_eq!(fake.count("request"), 1, "sent once, when Blender was up");
-    let info = reg.get_session_info(&id).expect("info");
+    let info = reg.get_session_info(&id).await.expect("info");
     assert!(info.blender.connected);
-    let history = reg.get_session_history(&id, None).expect("history");
+    let history = reg.get_session_history(&id, None).await.expect("history");
     let outcomes: Vec<Outcome> = history.entries.iter().map(|e| e.outcome).collect();
     assert_eq!(outcomes, vec![Outcome::Unreachable, Outcome::Success]);
 }
@@ -105,7 +105,7 @@ async fn blender_restarted_between_commands_is_replaced_silently_and_runs_once()
     assert_eq!(r["name"], "Scene");
     fake.wait_count("executed", 1).await;
     assert_eq!(fake.count("request"), 1, "the command ran exactly once");
-    let info = reg.get_session_info(&id).expect("info");
+    let info = reg.get_session_info(&id).await.expect("info");
     assert_eq!(info.blender.connections_opened, 2);
 }
 
@@ -118,7 +118,20 @@ async fn close_session_closes_its_connection() {
     let info = reg.close_session(&id).await.expect("closed");
     assert_eq!(info.session_id, id);
     fake.wait_count("closed", 1).await;
-    let err = reg.get_session_info(&id).expect_err("gone");
-    assert!(error_text(&err).starts_with(&format!("Session not found: {id}")));
+    // Closed sessions stay readable until pruned; commands on them are refused.
+    let info = reg.get_session_info(&id).await.expect("readable");
+    assert_eq!(info.status, blender_session_mcp::store::Status::Closed);
+    assert!(!info.blender.connected);
+    let err = reg
+        .send_command(&id, "get_scene_info", None)
+        .await
+        .expect_err("closed");
+    assert!(error_text(&err).starts_with(&format!("Session {id} is closed")));
+    assert!(error_text(&err).contains("get_session_history"));
+    let err = reg
+        .get_session_info("no-such-session")
+        .await
+        .expect_err("gone");
+    assert!(error_text(&err).starts_with("Session not found: no-such-session"));
     assert!(error_text(&err).contains("list_sessions"));
 }

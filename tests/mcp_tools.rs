@@ -268,13 +268,23 @@ async fn session_tools_lifecycle() {
         ok(&r).structured_content.clone().expect("closed")["closed"],
         true
     );
+    // A closed session stays readable until pruned; commands on it are refused.
     let r = call(&client, "get_session_info", json!({"session_id": id})).await;
+    let info = ok(&r).structured_content.clone().expect("info");
+    assert_eq!(info["status"], "closed");
+    assert!(info["closed_at"].is_number());
+    let r = call(
+        &client,
+        "execute_blender_code",
+        json!({"session_id": id, "code": "print(1)"}),
+    )
+    .await;
     let message = err(&r);
     assert!(
-        message.starts_with(&format!("Session not found: {id}")),
+        message.starts_with(&format!("Session {id} is closed")),
         "{message}"
     );
-    assert!(message.contains("list_sessions"));
+    assert!(message.contains("get_session_history"), "{message}");
 }
 
 #[tokio::test]

@@ -67,6 +67,7 @@ async fn a_cancelled_endless_script_is_stopped_by_the_headless_server() {
     );
     let outcomes: Vec<Outcome> = reg
         .get_session_history(&id, None)
+        .await
         .expect("history")
         .entries
         .iter()

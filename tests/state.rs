@@ -28,7 +28,7 @@ async fn execute_code_that_adds_a_cube_updates_state_in_one_request() {
         "state came back in the same request"
     );
 
-    let info = reg.get_session_info(&id).expect("info");
+    let info = reg.get_session_info(&id).await.expect("info");
     assert_eq!(
         info.state.objects,
         vec!["Cube", "Camera", "Light", "Cube.001"]
@@ -39,7 +39,7 @@ async fn execute_code_that_adds_a_cube_updates_state_in_one_request() {
     assert_eq!(info.command_count, 1);
     assert!(info.blender.last_heartbeat.is_some());
 
-    let history = reg.get_session_history(&id, None).expect("history");
+    let history = reg.get_session_history(&id, None).await.expect("history");
     let entry = &history.entries[0];
     assert_eq!(entry.seq, 1);
     assert_eq!(entry.command, "execute_code");
@@ -103,12 +103,12 @@ async fn a_raising_script_returns_traceback_and_earlier_stdout_and_still_refresh
     let text = err.to_string();
     assert!(text.contains("ValueError: boom") && text.contains("before the error"));
 
-    let info = reg.get_session_info(&id).expect("info");
+    let info = reg.get_session_info(&id).await.expect("info");
     assert!(
         info.state.objects.contains(&"Sphere".to_string()),
         "state refreshed"
     );
-    let history = reg.get_session_history(&id, None).expect("history");
+    let history = reg.get_session_history(&id, None).await.expect("history");
     assert_eq!(history.entries[0].outcome, Outcome::Error);
     assert!(
         history.entries[0]
@@ -172,7 +172,7 @@ async fn non_ascii_round_trips_in_both_directions() {
         out.stdout,
         format!("カメラ\n{}\n{long}\n", long.chars().count())
     );
-    let info = reg.get_session_info(&id).expect("info");
+    let info = reg.get_session_info(&id).await.expect("info");
     assert_eq!(info.state.objects[0], "立方体");
     assert_eq!(info.state.selection.active.as_deref(), Some("立方体"));
 }
@@ -199,7 +199,7 @@ async fn scene_info_lists_every_object_not_just_ten() {
     assert_eq!(scene.objects[14].location, vec![11.0, 0.0, 0.0]);
     assert_eq!(scene.selection.active.as_deref(), Some("Cube.012"));
     assert_eq!(scene.materials_count, 1);
-    let info = reg.get_session_info(&id).expect("info");
+    let info = reg.get_session_info(&id).await.expect("info");
     assert_eq!(info.state.objects.len(), 15);
 }
 
@@ -221,6 +221,7 @@ async fn no_track_state_still_returns_tracebacks_but_leaves_state_alone() {
     assert_eq!(out.stdout, "hi\n");
     assert!(
         reg.get_session_info(&id)
+            .await
             .expect("info")
             .state
             .objects
@@ -288,7 +289,7 @@ async fn both_error_layers_are_errors_and_keep_the_connection() {
         1,
         "errors did not drop the connection"
     );
-    let history = reg.get_session_history(&id, None).expect("history");
+    let history = reg.get_session_history(&id, None).await.expect("history");
     let outcomes: Vec<Outcome> = history.entries.iter().map(|e| e.outcome).collect();
     assert_eq!(
         outcomes,

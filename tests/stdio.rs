@@ -61,8 +61,10 @@ async fn stdout_carries_only_json_rpc_and_logs_go_to_stderr() {
 
 #[tokio::test]
 async fn json_log_format_writes_json_lines_to_stderr() {
+    let store = support::TempStore::new();
     let mut child = Command::new(BIN)
         .args(["serve", "--log-format", "json", "--blender-port", "1"])
+        .env("BSM_STORE_PATH", &store.path)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -124,8 +126,10 @@ async fn help_explains_every_flag() {
 #[tokio::test]
 async fn check_reports_what_it_found_or_how_to_fix_it() {
     let fake = FakeAddon::start_with(&["--protocol", "14"]).await;
+    let store = support::TempStore::new();
     let out = Command::new(BIN)
         .args(["check", "--blender-port", &fake.port.to_string()])
+        .env("BSM_STORE_PATH", &store.path)
         .output()
         .await
         .expect("check");
@@ -136,8 +140,10 @@ async fn check_reports_what_it_found_or_how_to_fix_it() {
     assert!(text.contains("round trip"), "{text}");
 
     let port = support::closed_port();
+    let store = support::TempStore::new();
     let out = Command::new(BIN)
         .args(["check", "--blender-port", &port.to_string()])
+        .env("BSM_STORE_PATH", &store.path)
         .output()
         .await
         .expect("check");
@@ -150,8 +156,10 @@ async fn check_reports_what_it_found_or_how_to_fix_it() {
 /// `check` against `port`, bounded by the test; returns (exit code, stdout, stderr, elapsed).
 async fn check_port(port: u16) -> (Option<i32>, String, String, Duration) {
     let started = std::time::Instant::now();
+    let store = support::TempStore::new();
     let run = Command::new(BIN)
         .args(["check", "--blender-port", &port.to_string()])
+        .env("BSM_STORE_PATH", &store.path)
         .kill_on_drop(true)
         .output();
     let out = tokio::time::timeout(Duration::from_secs(30), run)

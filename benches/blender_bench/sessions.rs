@@ -70,7 +70,7 @@ pub(crate) async fn at_scale(t: &mut Table, twin: &Twin, scale: &Scale) {
     let mut s = Vec::new();
     for _ in 0..20 {
         let t0 = Instant::now();
-        let all = reg.list_sessions();
+        let all = reg.list_sessions().await.expect("list");
         s.push(t0.elapsed());
         assert_eq!(all.len(), scale.sessions);
     }
@@ -184,7 +184,7 @@ pub(crate) async fn history(t: &mut Table, twin: &Twin, scale: &Scale) {
         .expect("exec");
     }
     let after = live_heap();
-    let json_size = serde_json::to_vec(&reg.get_session_history(&id, None).expect("history"))
+    let json_size = serde_json::to_vec(&reg.get_session_history(&id, None).await.expect("history"))
         .expect("json")
         .len();
     t.value(
@@ -202,7 +202,7 @@ pub(crate) async fn history(t: &mut Table, twin: &Twin, scale: &Scale) {
     let mut s = Vec::new();
     for _ in 0..50 {
         let t0 = Instant::now();
-        let h = reg.get_session_history(&id, None).expect("history");
+        let h = reg.get_session_history(&id, None).await.expect("history");
         let _ = serde_json::to_vec(&h).expect("json");
         s.push(t0.elapsed());
     }

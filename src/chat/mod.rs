@@ -53,6 +53,8 @@ pub struct ChatConfig {
     pub transcript: Option<PathBuf>,
     /// The chat's own registry (its Blender, timeouts and limits).
     pub registry: RegistryConfig,
+    /// Where its sessions are kept.
+    pub store: crate::store::open::StoreConfig,
     /// Start a headless Blender when nothing listens on the target, with these settings.
     pub spawn: Option<SpawnConfig>,
 }
@@ -98,7 +100,18 @@ pub async fn run(args: ChatConfig, stop: CancellationToken) -> i32 {
     } else {
         None
     };
-    let registry = Registry::new(args.registry.clone());
+    let store = match args.store.open().await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            if let Some(blender) = spawned {
+                let _ = blender.stop(Duration::from_secs(10)).await;
+            }
+            return EXIT_FAILED;
+        }
+    };
+    let backend = std::sync::Arc::new(args.registry.classic_backend());
+    let registry = Registry::with_store(args.registry.clone(), backend, store);
     let code = match open_transcript(&args) {
         Err(e) => fail(&e),
         Ok(transcript) => {

@@ -12,8 +12,32 @@ pub fn hint(e: &SessionError) -> Option<String> {
         SessionError::TooManySessions { .. } => "Close sessions you no longer need with close_session, or restart the server with a larger --max-sessions.".into(),
         SessionError::Timeout { .. } => "The next command reconnects. Check that Blender is not busy, send the work in smaller pieces, or raise --command-timeout.".into(),
         SessionError::Backend(b) => return backend_hint(b),
+        SessionError::Store(e) => store_hint(e),
+        SessionError::Closed(_) => "Closed sessions stay readable (get_session_info, get_session_history) until pruned. Omit session_id to use your default session, or call create_session.".into(),
+        SessionError::LeaseTimeout { .. } => "Another client sharing this session is running a long command; retry when it is done (get_session_history shows it), or use a session of your own.".into(),
         SessionError::ShuttingDown | SessionError::Cancelled { .. } | SessionError::SessionClosed { .. } => return None,
     })
+}
+
+fn store_hint(e: &crate::store::StoreError) -> String {
+    use crate::store::StoreError as E;
+    let what = match e {
+        E::Unreachable { .. } => {
+            "Check that the store is reachable (the file's directory exists and is writable, or the Redis server runs), then retry: the server keeps running and uses the store again as soon as it answers."
+        }
+        E::Locked { .. } => "Another process holds the store's write lock; retry in a moment.",
+        E::Failed { .. } | E::TimedOut { .. } => {
+            "Free disk space or fix the store's permissions, then retry; the server keeps running and recovers when the store does."
+        }
+        E::NotADatabase { .. } | E::Corrupt { .. } => {
+            "Point --store-path at another file (the damaged one was left as it was), or run with --store memory."
+        }
+        E::NewerSchema { .. } => {
+            "Upgrade blender-session-mcp, or point --store-path at another file."
+        }
+        E::Unsupported { .. } => "Choose another --store (sqlite or memory).",
+    };
+    what.into()
 }
 
 fn backend_hint(e: &BackendError) -> Option<String> {

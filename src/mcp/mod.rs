@@ -75,6 +75,8 @@ struct ClientContext {
     user: String,
     /// The client's default session, once it has one.
     default_session: Mutex<Option<String>>,
+    /// Held while the default session is being made (it may wait for the store).
+    creating: tokio::sync::Mutex<()>,
     /// What it subscribed to and the log level it set.
     interests: Arc<Interests>,
     /// Stops this client's notification task.
@@ -116,6 +118,7 @@ impl BlenderServer {
             client: Arc::new(ClientContext {
                 user: "local".into(),
                 default_session: Mutex::new(None),
+                creating: tokio::sync::Mutex::new(()),
                 interests: Arc::new(Interests::default()),
                 _stop: stop.clone().drop_guard(),
                 stop,
@@ -149,19 +152,18 @@ impl BlenderServer {
         if let Some(id) = session_id.filter(|s| !s.trim().is_empty()) {
             return Ok(id);
         }
-        // The default session is made under the lock (which never waits), and connected
-        // outside it: nobody queues behind a connect to reach the client's default session.
-        let id = {
-            let mut default = self.default_session();
-            if let Some(id) = default.as_ref()
-                && self.registry.contains(id)
-            {
-                return Ok(id.clone());
-            }
-            let id = self.registry.open_session(None)?;
-            *default = Some(id.clone());
-            id
-        };
+        // The default session is made under the client's creation lock (so two first calls
+        // make one), and connected outside it.
+        let _creating = self.client.creating.lock().await;
+        let known = self.default_session().clone();
+        if let Some(id) = known
+            && self.registry.contains(&id)
+        {
+            return Ok(id);
+        }
+        let id = self.registry.open_default().await?;
+        *self.default_session() = Some(id.clone());
+        drop(_creating);
         if self.registry.config().connect_on_create {
             self.registry.connect_session(&id).await;
         }
@@ -201,9 +203,11 @@ impl BlenderServer {
     }
 
     /// Session ids starting with `prefix`, for completions.
-    fn session_ids(&self, prefix: &str) -> Vec<String> {
+    async fn session_ids(&self, prefix: &str) -> Vec<String> {
         self.registry
             .list_sessions()
+            .await
+            .unwrap_or_default()
             .into_iter()
             .map(|s| s.session_id)
             .filter(|id| id.starts_with(prefix))
@@ -299,7 +303,9 @@ impl ServerHandler for BlenderServer {
                 None,
             )
         })?;
-        let contents = resources::read(&self.registry, &uri, self.default_session().clone())
+        let default = self.default_session().clone();
+        let contents = resources::read(&self.registry, &uri, default)
+            .await
             .map_err(|e| Self::resource_error(&e, &request.uri))?;
         Ok(ReadResourceResult::new(vec![contents]).into())
     }
@@ -387,14 +393,11 @@ impl ServerHandler for BlenderServer {
         _context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
         let args = request.arguments.unwrap_or_default();
-        prompts::get(
-            &self.registry,
-            self.default_session().clone(),
-            &request.name,
-            &args,
-        )
-        .map(Into::into)
-        .map_err(|e| ErrorData::invalid_params(e, None))
+        let default = self.default_session().clone();
+        prompts::get(&self.registry, default, &request.name, &args)
+            .await
+            .map(Into::into)
+            .map_err(|e| ErrorData::invalid_params(e, None))
     }
 
     async fn complete(
@@ -403,7 +406,7 @@ impl ServerHandler for BlenderServer {
         _context: RequestContext<RoleServer>,
     ) -> Result<CompleteResult, ErrorData> {
         let values = if request.argument.name == "session_id" {
-            self.session_ids(&request.argument.value)
+            self.session_ids(&request.argument.value).await
         } else {
             Vec::new()
         };

@@ -72,6 +72,10 @@ pub struct CreateSessionParams {
     /// Port of the BlenderMCP addon (default: the server's --blender-port, usually 9876).
     #[serde(default)]
     pub blender_port: Option<u16>,
+    /// A name for the session: when an open session of this name exists (made by you, or
+    /// by another client sharing this server's store) it is reused and returned instead.
+    #[serde(default)]
+    pub name: Option<String>,
 }
 
 /// Parameters of `get_session_history`.

@@ -56,7 +56,7 @@ fn session_note(args: &Map<String, Value>) -> String {
 }
 
 /// The messages of prompt `name`, or why it cannot be given.
-pub fn get(
+pub async fn get(
     registry: &Registry,
     default_session: Option<String>,
     name: &str,
@@ -83,15 +83,16 @@ pub fn get(
                 .and_then(Value::as_str)
                 .map(str::to_owned)
                 .or(default_session);
-            let last = id
-                .as_deref()
-                .and_then(|id| registry.get_session_history(id, None).ok())
-                .and_then(|h| {
-                    h.entries
-                        .into_iter()
-                        .rev()
-                        .find(|e| e.outcome != Outcome::Success)
-                });
+            let history = match id.as_deref() {
+                Some(id) => registry.get_session_history(id, None).await.ok(),
+                None => None,
+            };
+            let last = history.and_then(|h| {
+                h.entries
+                    .into_iter()
+                    .rev()
+                    .find(|e| e.outcome != Outcome::Success)
+            });
             match last {
                 None => "There is no failed command in this session's history. Say so, and offer to inspect the scene instead.".to_owned(),
                 Some(e) => format!(

@@ -74,20 +74,19 @@ pub fn templates() -> Vec<ResourceTemplate> {
 }
 
 /// Read a resource as JSON text.
-pub fn read(
+pub async fn read(
     registry: &Registry,
     uri: &Uri,
     default_session: Option<String>,
 ) -> Result<ResourceContents, SessionError> {
     let json = match uri {
         Uri::Sessions => {
-            let sessions = registry.list_sessions();
+            let sessions = registry.list_sessions().await?;
             serde_json::json!({"sessions": sessions, "count": sessions.len(), "default_session": default_session})
         }
-        Uri::Session(id) => {
-            serde_json::to_value(registry.get_session_info(id)?).unwrap_or(serde_json::Value::Null)
-        }
-        Uri::History(id) => serde_json::to_value(registry.get_session_history(id, None)?)
+        Uri::Session(id) => serde_json::to_value(registry.get_session_info(id).await?)
+            .unwrap_or(serde_json::Value::Null),
+        Uri::History(id) => serde_json::to_value(registry.get_session_history(id, None).await?)
             .unwrap_or(serde_json::Value::Null),
     };
     let text = serde_json::to_string_pretty(&json).unwrap_or_else(|_| json.to_string());

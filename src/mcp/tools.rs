@@ -260,9 +260,19 @@ impl BlenderServer {
             p.blender_host.unwrap_or_else(|| defaults.host.clone()),
             p.blender_port.unwrap_or(defaults.port),
         );
+        let name = p.name.filter(|n| !n.trim().is_empty());
         let result = async {
-            let id = self.registry.create_session(Some(target)).await?;
-            self.registry.get_session_info(&id)
+            let id = match name {
+                Some(name) => {
+                    let id = self.registry.open_named(&name, Some(target)).await?;
+                    if self.registry.config().connect_on_create {
+                        self.registry.connect_session(&id).await;
+                    }
+                    id
+                }
+                None => self.registry.create_session(Some(target)).await?,
+            };
+            self.registry.get_session_info(&id).await
         }
         .await;
         match result {
@@ -293,12 +303,16 @@ impl BlenderServer {
         )
     )]
     async fn list_sessions(&self) -> CallToolResult {
-        let sessions = self.registry.list_sessions();
-        json_result(&SessionList {
-            count: sessions.len(),
-            sessions,
-            default_session: self.default_session().clone(),
-        })
+        let sessions = self
+            .registry
+            .list_sessions()
+            .await
+            .map(|sessions| SessionList {
+                count: sessions.len(),
+                sessions,
+                default_session: self.default_session().clone(),
+            });
+        respond(sessions)
     }
 
     /// A session's info.
@@ -313,7 +327,7 @@ impl BlenderServer {
     async fn get_session_info(&self, Parameters(p): Parameters<SessionParams>) -> CallToolResult {
         let result = async {
             let id = self.session(p.session_id).await?;
-            self.registry.get_session_info(&id)
+            self.registry.get_session_info(&id).await
         }
         .await;
         respond(result)
@@ -334,7 +348,7 @@ impl BlenderServer {
     ) -> CallToolResult {
         let result = async {
             let id = self.session(p.session_id).await?;
-            self.registry.get_session_history(&id, p.limit)
+            self.registry.get_session_history(&id, p.limit).await
         }
         .await;
         respond(result)

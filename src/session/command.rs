@@ -15,8 +15,10 @@ use crate::backend::{Answer, IdleState, Link, Operation, Output};
 
 use super::error::SessionError;
 use super::history::{HistoryEntry, Outcome};
+use super::lease::Taken;
 use super::live::{Live, Unfinished};
 use super::registry::Registry;
+use crate::store::FinishCommand;
 
 /// A session's locked link slot.
 type LinkSlot<'a> = tokio::sync::MutexGuard<'a, Option<Box<dyn Link>>>;
@@ -27,6 +29,7 @@ type Exchanged<'a> = (
     Result<Answer, SessionError>,
     Option<LinkSlot<'a>>,
     Option<Box<Unfinished>>,
+    Option<Taken>,
 );
 
 /// Waits shorter than this are not worth telling.
@@ -96,30 +99,49 @@ impl Call {
 }
 
 impl Registry {
-    /// Carry out `op` on session `id` and record it in the session's history.
+    /// Carry out `op` on session `id` and record it in the session's history: the entry is
+    /// written as running before anything is sent, and completed (durably) before this
+    /// returns.
     pub async fn run(&self, id: &str, call: &Call, op: Operation) -> Result<Output, SessionError> {
-        let busy = self.begin(id)?;
+        let busy = self.begin(id).await?;
         let live = busy.live();
         let records = self.records();
         let command = self.backend().command_name(&op);
         records.command_started(&live.record, &command, &call.tool);
         let timestamp = records.clock().now();
         let started = Instant::now();
+        let mut entry = HistoryEntry {
+            seq: 0,
+            timestamp,
+            command,
+            tool: call.tool.clone(),
+            arguments: self.backend().arguments(&op),
+            outcome: Outcome::Running,
+            result: None,
+            message: None,
+            duration: 0.0,
+            note: None,
+        };
 
         // The link stays locked until the entry is recorded, so history order is the order
         // the commands went over the wire.
-        let (answer, link, previous) = match self.backend().admit(&op) {
-            Err(e) => (Err(SessionError::Backend(e)), None, None),
+        let (answer, link, previous, taken) = match self.backend().admit(&op) {
+            Err(e) => (Err(SessionError::Backend(e)), None, None, None),
             Ok(()) => {
-                tracing::info!("→ Command sent: {command} (session: {id})");
-                self.exchange(live, &op, &command, call).await
+                tracing::info!("→ Command sent: {} (session: {id})", entry.command);
+                self.exchange(live, &op, &entry, call, started).await
             }
         };
-        let note = match previous {
-            Some(previous) => waited_for(previous, started).await,
-            None => None,
-        };
-        if let Some(note) = &note {
+        let mut notes = Vec::new();
+        if let Some(note) = taken.as_ref().and_then(|t| t.note.clone()) {
+            notes.push(note);
+        }
+        if let Some(previous) = previous
+            && let Some(note) = waited_for(previous, started).await
+        {
+            notes.push(note);
+        }
+        for note in &notes {
             call.note(note.clone());
         }
         // Blender answered (whatever it said), as opposed to never being reached or heard.
@@ -145,26 +167,74 @@ impl Registry {
             None => json!({"status": "success", "result": recorded}),
             Some(m) => json!({"status": outcome.as_str(), "message": m}),
         };
-        let entry = HistoryEntry {
-            seq: 0,
-            timestamp,
-            command,
-            tool: call.tool.clone(),
-            arguments: self.backend().arguments(&op),
-            outcome,
-            result: message.is_none().then_some(recorded),
-            message,
-            duration,
-            note,
-        };
+        entry.outcome = outcome;
+        entry.result = message.is_none().then_some(recorded);
+        entry.message = message;
+        entry.duration = duration;
+        entry.note = (!notes.is_empty()).then(|| notes.join(" "));
         let cancelled_sent = matches!(output, Err(SessionError::Cancelled { sent: true }));
-        let seq = records.command_finished(
-            &live.record,
-            entry,
-            last_result,
-            snapshot.as_ref(),
-            answered,
-        );
+        let store_failed = matches!(output, Err(SessionError::Store(_)));
+        let now = records.clock().now();
+        let seq = match &taken {
+            Some(t) => {
+                entry.seq = t.seq;
+                let state = records.command_finished(
+                    &live.record,
+                    entry.clone(),
+                    last_result.clone(),
+                    snapshot.as_ref(),
+                    answered,
+                    t.stale_state,
+                );
+                let wrote_state = state.is_some();
+                let finish = FinishCommand {
+                    holder: self.holder().to_owned(),
+                    seq: t.seq,
+                    now,
+                    last_command: entry.command.clone(),
+                    last_result,
+                    entry,
+                    state,
+                };
+                match self.store().finish_command(id, finish).await {
+                    Ok(()) if wrote_state => {
+                        live.state_version
+                            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    Ok(()) => {}
+                    Err(e) => {
+                        tracing::warn!("session {id}: {e}");
+                        call.note(format!(
+                            "The command ran, but its history entry could not be completed: {e}"
+                        ));
+                    }
+                }
+                t.seq
+            }
+            // Refused before the lease: nothing was sent. A failing store cannot take the
+            // entry either.
+            None if store_failed => 0,
+            None => {
+                let seq = match self.store().record_entry(id, now, entry.clone()).await {
+                    Ok(seq) => seq.unwrap_or(0),
+                    Err(e) => {
+                        tracing::warn!("session {id}: {e}");
+                        0
+                    }
+                };
+                entry.seq = seq;
+                records.command_finished(
+                    &live.record,
+                    entry,
+                    last_result,
+                    snapshot.as_ref(),
+                    answered,
+                    false,
+                );
+                seq
+            }
+        };
+        drop(taken);
         if cancelled_sent && let Some(u) = live.unfinished().as_mut() {
             u.seq = seq;
         }
@@ -188,7 +258,9 @@ impl Registry {
     /// Open the session's link now, if it has none, without recording a command. Never waits
     /// for anything but the session's own link; gives up when the session closes.
     pub async fn connect_session(&self, id: &str) {
-        let Ok(busy) = self.begin(id) else { return };
+        let Ok(busy) = self.begin(id).await else {
+            return;
+        };
         let live = busy.live();
         {
             let mut slot = tokio::select! {
@@ -217,22 +289,33 @@ impl Registry {
         &self,
         live: &'a Arc<Live>,
         op: &Operation,
-        command: &str,
+        entry: &HistoryEntry,
         call: &Call,
+        started: Instant,
     ) -> Exchanged<'a> {
+        let command = entry.command.as_str();
         let closed = || SessionError::SessionClosed {
             id: live.id.to_string(),
             sent: false,
         };
         let mut slot = tokio::select! {
             biased;
-            _ = live.closed.cancelled() => return (Err(closed()), None, None),
-            _ = call.cancel.cancelled() => return (Err(SessionError::Cancelled { sent: false }), None, None),
+            _ = live.closed.cancelled() => return (Err(closed()), None, None, None),
+            _ = call.cancel.cancelled() => return (Err(SessionError::Cancelled { sent: false }), None, None, None),
             slot = live.link.lock() => slot,
         };
         // A command cancelled before this one may still run in Blender: this one waits for it
         // there, and says so.
         let previous = live.unfinished().take();
+        // The lease, with the entry written as running, before anything goes to Blender.
+        let deadline = started + self.config().command_timeout;
+        let taken = match self.take_lease(live, entry, &call.cancel, deadline).await {
+            Ok(t) => t,
+            Err(e) => {
+                *live.unfinished() = previous;
+                return (Err(e), Some(slot), None, None);
+            }
+        };
         // The link is owned by this operation until it succeeds; if the future is dropped or
         // the operation fails, the link goes with it.
         let ready = tokio::select! {
@@ -246,7 +329,7 @@ impl Registry {
             Err(e) => {
                 // Nothing was sent: the cancelled command is still the next one's to wait for.
                 *live.unfinished() = previous;
-                return (Err(e), Some(slot), None);
+                return (Err(e), Some(slot), None, Some(taken));
             }
         };
         let timeout = self.config().command_timeout;
@@ -323,7 +406,7 @@ impl Registry {
                 tracing::warn!("connection of session {} dropped: {e}", live.id);
             }
         }
-        (result, Some(slot), previous)
+        (result, Some(slot), previous, Some(taken))
     }
 
     /// Take a healthy link out of `slot`, or open a new one if there is none or the idle one

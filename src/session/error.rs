@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::backend::BackendError;
 
 use super::history::Outcome;
+use crate::store::StoreError;
 
 /// Why a session call failed.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +50,24 @@ pub enum SessionError {
     /// Talking to Blender failed, or Blender reported an error.
     #[error(transparent)]
     Backend(#[from] BackendError),
+    /// The session store could not be read or written; nothing was sent to Blender.
+    #[error("{0}; nothing was sent to Blender")]
+    Store(#[from] StoreError),
+    /// The session is closed (by this process or another sharing the store).
+    #[error("Session {0} is closed; nothing was sent to Blender")]
+    Closed(String),
+    /// Another process held the session's lease for the whole command timeout.
+    #[error(
+        "Session {id} was busy with a command of another server process ({holder}) for {waited:?}; nothing was sent to Blender"
+    )]
+    LeaseTimeout {
+        /// The session id.
+        id: String,
+        /// The process holding the lease.
+        holder: String,
+        /// How long this command waited.
+        waited: Duration,
+    },
 }
 
 fn cancelled_text(what: &str, sent: bool) -> String {
@@ -76,7 +95,7 @@ impl SessionError {
     /// How a command that failed this way is recorded in history.
     pub fn outcome(&self) -> Outcome {
         match self {
-            SessionError::Timeout { .. } => Outcome::Timeout,
+            SessionError::Timeout { .. } | SessionError::LeaseTimeout { .. } => Outcome::Timeout,
             SessionError::Cancelled { .. } | SessionError::SessionClosed { .. } => {
                 Outcome::Cancelled
             }

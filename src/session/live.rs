@@ -3,7 +3,7 @@
 //! queued or running, and the token that fires when the session closes.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use tokio_util::sync::CancellationToken;
 
@@ -16,8 +16,12 @@ use super::store::RecordRef;
 pub(crate) struct Live {
     /// The session id, shared with the registry's map key.
     pub(crate) id: std::sync::Arc<str>,
-    /// The session's record in the store (its target is read from there).
+    /// This process's copy of the session's record (its target is read from there).
     pub(crate) record: RecordRef,
+    /// The session's name, if it has one.
+    pub(crate) name: Option<String>,
+    /// The store's state version this process's copy of the state matches.
+    pub(crate) state_version: AtomicU64,
     /// The keep-alive link, when one is open and idle.
     pub(crate) link: tokio::sync::Mutex<Option<Box<dyn Link>>>,
     in_flight: AtomicUsize,
@@ -38,10 +42,17 @@ pub(crate) struct Unfinished {
 }
 
 impl Live {
-    pub(crate) fn new(id: std::sync::Arc<str>, record: RecordRef) -> Self {
+    pub(crate) fn new(
+        id: std::sync::Arc<str>,
+        record: RecordRef,
+        name: Option<String>,
+        state_version: u64,
+    ) -> Self {
         Live {
             id,
             record,
+            name,
+            state_version: AtomicU64::new(state_version),
             link: tokio::sync::Mutex::new(None),
             in_flight: AtomicUsize::new(0),
             closed: CancellationToken::new(),

@@ -7,6 +7,9 @@
 //! - [`store`]: the records and the one place their changes go through ([`events`]).
 //! - [`record`]: the serializable record and the views tools show of it.
 //! - [`live`]: what only this process holds (the link, the in-flight count).
+//! - [`lease`]: the per-session lease in the session store (`crate::store`), so commands of
+//!   one session never overlap even from two processes; `stored`: the views read from the
+//!   session store, closing and idle cleanup on it.
 //! - [`history`], [`clock`], [`error`].
 
 pub mod clock;
@@ -14,10 +17,12 @@ pub mod command;
 pub mod error;
 pub mod events;
 pub mod history;
+pub mod lease;
 pub(crate) mod live;
 pub mod record;
 pub mod registry;
 pub mod store;
+mod stored;
 
 pub use crate::backend::{CodeOutput, Screenshot, Selection};
 pub use command::Call;

@@ -9,6 +9,7 @@ use serde_json::Value;
 use crate::backend::{Selection, Snapshot, Target};
 
 use super::history::{History, HistoryEntry};
+use crate::store::Status;
 
 /// A new session id: `scene-YYYYMMDD-HHMMSS-xxxxxxxx` (local time, 8 random hex digits).
 pub fn new_session_id() -> String {
@@ -100,6 +101,13 @@ impl SessionRecord {
         let c = &self.connection;
         SessionInfo {
             session_id: self.id.clone(),
+            name: None,
+            status: if self.closed {
+                Status::Closed
+            } else {
+                Status::Open
+            },
+            closed_at: None,
             created_at: self.created_at,
             last_activity: self.last_activity,
             idle_seconds: (now - self.last_activity).max(0.0),
@@ -152,6 +160,14 @@ pub struct BlenderStatus {
 pub struct SessionInfo {
     /// The session id.
     pub session_id: String,
+    /// Its name, when it was made by name (`create_session {name}`, `--session`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// `open`, or `closed` (readable until pruned; commands refused).
+    pub status: Status,
+    /// When it was closed (Unix seconds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub closed_at: Option<f64>,
     /// Creation time (Unix seconds).
     pub created_at: f64,
     /// Last command start or end (Unix seconds).

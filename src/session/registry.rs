@@ -24,8 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backend::classic::{ClassicBackend, ClassicConfig};
 use crate::backend::{
-    AddonInfo, Backend, BackendError, CodeOutput, Operation, Output, SceneInfo, Screenshot,
-    Selection, Target,
+    AddonInfo, Backend, BackendError, CodeOutput, Operation, Output, SceneInfo, Screenshot, Target,
 };
 
 use super::clock::Clock;
@@ -33,8 +32,12 @@ use super::command::Call;
 use super::error::SessionError;
 use super::events::CloseReason;
 use super::live::{Busy, Live};
-use super::record::{SessionHistory, SessionInfo, new_session_id};
-use super::store::{Records, Subscription, lock};
+use super::record::new_session_id;
+use super::store::{Records, Subscription};
+use super::stored::record_of;
+use crate::store::{
+    Created, MemoryStore, NewSession, SessionStore, Status, StoreKind, StoredSession,
+};
 
 /// Settings of a registry; the CLI's flags map onto these one to one.
 #[derive(Debug, Clone)]
@@ -62,6 +65,11 @@ pub struct RegistryConfig {
     /// Whether `create_session` connects at once (the design's behaviour) or leaves it to
     /// the session's first command.
     pub connect_on_create: bool,
+    /// How long closed sessions stay readable in the store before idle cleanup prunes them.
+    pub retain_closed: Duration,
+    /// The name of every client's default session (`--session`): created if missing,
+    /// reused otherwise, shared by every process on the store.
+    pub session_name: Option<String>,
 }
 
 impl Default for RegistryConfig {
@@ -78,6 +86,8 @@ impl Default for RegistryConfig {
             max_sessions: 1000,
             track_state: true,
             connect_on_create: true,
+            retain_closed: Duration::from_secs(7 * 24 * 3600),
+            session_name: None,
         }
     }
 }
@@ -97,6 +107,9 @@ struct Inner {
     config: RegistryConfig,
     backend: Arc<dyn Backend>,
     records: Records,
+    store: Arc<dyn SessionStore>,
+    /// This process's lease holder id.
+    holder: String,
     live: Mutex<HashMap<Arc<str>, Arc<Live>>>,
     shutdown: CancellationToken,
     sweeps: watch::Sender<u64>,
@@ -132,17 +145,30 @@ impl Registry {
         Self::with_backend(config, backend)
     }
 
-    /// A registry with no sessions over any backend.
+    /// A registry with no sessions over any backend, its records in memory.
     pub fn with_backend(config: RegistryConfig, backend: Arc<dyn Backend>) -> Self {
+        let store = Arc::new(MemoryStore::new(config.history_limit));
+        Self::with_store(config, backend, store)
+    }
+
+    /// A registry over any backend and any session store.
+    pub fn with_store(
+        config: RegistryConfig,
+        backend: Arc<dyn Backend>,
+        store: Arc<dyn SessionStore>,
+    ) -> Self {
         tracing::info!(
-            "SessionManager initialized (Blender: {})",
-            config.default_target
+            "SessionManager initialized (Blender: {}, sessions in {})",
+            config.default_target,
+            store.location()
         );
         Registry {
             inner: Arc::new(Inner {
                 config,
                 backend,
                 records: Records::new(Clock::new()),
+                store,
+                holder: crate::store::holder_id(),
                 live: Mutex::new(HashMap::new()),
                 shutdown: CancellationToken::new(),
                 sweeps: watch::channel(0).0,
@@ -163,12 +189,32 @@ impl Registry {
         &self.inner.records
     }
 
+    /// The session store.
+    pub fn store(&self) -> &Arc<dyn SessionStore> {
+        &self.inner.store
+    }
+
+    /// This process's lease holder id.
+    pub(super) fn holder(&self) -> &str {
+        &self.inner.holder
+    }
+
+    /// Count a completed cleanup sweep.
+    pub(super) fn swept(&self) {
+        self.inner.sweeps.send_modify(|n| *n += 1);
+    }
+
+    /// Count of completed cleanup sweeps, for whoever needs to wait for one.
+    pub fn sweeps(&self) -> watch::Receiver<u64> {
+        self.inner.sweeps.subscribe()
+    }
+
     /// Every session change from now on, as events.
     pub fn subscribe(&self) -> Subscription {
         self.inner.records.subscribe()
     }
 
-    fn live(&self) -> MutexGuard<'_, HashMap<Arc<str>, Arc<Live>>> {
+    pub(super) fn live(&self) -> MutexGuard<'_, HashMap<Arc<str>, Arc<Live>>> {
         self.inner.live.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -188,59 +234,136 @@ impl Registry {
     /// The session exists even if Blender is unreachable: its info then says
     /// `connected: false` with the reason, and its next command tries again.
     pub async fn create_session(&self, target: Option<Target>) -> Result<String, SessionError> {
-        let id = self.open_session(target)?;
+        let id = self.open_session(target).await?;
         if self.inner.config.connect_on_create {
             self.connect_session(&id).await;
         }
         Ok(id)
     }
 
-    /// Create a session without connecting it (its first command connects). Never waits.
-    pub fn open_session(&self, target: Option<Target>) -> Result<String, SessionError> {
+    /// Create a session without connecting it (its first command connects).
+    pub async fn open_session(&self, target: Option<Target>) -> Result<String, SessionError> {
+        self.open(target, None).await
+    }
+
+    /// The open session named `name`, created (for `target`, or the default target) when
+    /// there is none: every process on the store gets the same one. Never connects.
+    pub async fn open_named(
+        &self,
+        name: &str,
+        target: Option<Target>,
+    ) -> Result<String, SessionError> {
+        self.open(target, Some(name.to_owned())).await
+    }
+
+    /// The session a client uses when it names none: the `--session` one when configured,
+    /// else a new one. Never connects.
+    pub async fn open_default(&self) -> Result<String, SessionError> {
+        match self.inner.config.session_name.clone() {
+            Some(name) => self.open(None, Some(name)).await,
+            None => self.open(None, None).await,
+        }
+    }
+
+    async fn open(
+        &self,
+        target: Option<Target>,
+        name: Option<String>,
+    ) -> Result<String, SessionError> {
         let target = target.unwrap_or_else(|| self.inner.config.default_target.clone());
-        let mut live = self.live();
         if self.inner.shutdown.is_cancelled() {
             return Err(SessionError::ShuttingDown);
         }
-        if live.len() >= self.inner.config.max_sessions {
+        if let Some(name) = &name
+            && let Some(live) = self.live_named(name)
+        {
+            return Ok(live.to_string());
+        }
+        if self.live().len() >= self.inner.config.max_sessions {
             return Err(SessionError::TooManySessions {
                 limit: self.inner.config.max_sessions,
             });
         }
-        let (id, record) = self.inner.records.create(
-            new_session_id,
-            |id| live.contains_key(id),
+        let new = NewSession {
+            id: new_session_id(),
+            name,
+            owner: crate::store::LOCAL_OWNER.into(),
             target,
-            self.inner.config.history_limit,
-        );
-        live.insert(id.clone(), Arc::new(Live::new(id.clone(), record)));
-        drop(live);
-        tracing::info!("✓ Session created: {id}");
-        Ok(id.to_string())
+            now: self.inner.records.clock().now(),
+        };
+        let (stored, created) = match self.inner.store.create(new).await? {
+            Created::New(s) => (s, true),
+            Created::Existing(s) => (s, false),
+        };
+        let id = stored.id.clone();
+        self.adopt(&stored, created);
+        if created {
+            tracing::info!("✓ Session created: {id}");
+        }
+        Ok(id)
     }
 
-    fn find(&self, id: &str) -> Result<Arc<Live>, SessionError> {
+    /// The id of a live session named `name`.
+    fn live_named(&self, name: &str) -> Option<Arc<str>> {
         self.live()
-            .get(id)
-            .cloned()
-            .ok_or_else(|| SessionError::not_found(id))
+            .values()
+            .find(|l| l.name.as_deref() == Some(name))
+            .map(|l| l.id.clone())
     }
 
-    /// Find a session: its info (the design's `get_session`).
-    pub fn get_session(&self, id: &str) -> Result<SessionInfo, SessionError> {
-        self.get_session_info(id)
+    /// This process's live part of a stored open session (made when missing).
+    pub(super) fn adopt(&self, stored: &StoredSession, created: bool) -> Arc<Live> {
+        let mut live = self.live();
+        if let Some(l) = live.get(stored.id.as_str()) {
+            return l.clone();
+        }
+        let record = record_of(stored, self.inner.config.history_limit);
+        let (key, record) = self.inner.records.adopt(record, created);
+        let session = Arc::new(Live::new(
+            key.clone(),
+            record,
+            stored.name.clone(),
+            stored.state_version,
+        ));
+        live.insert(key, session.clone());
+        session
     }
 
-    /// Whether a session exists.
+    /// A session's live part, loaded from the store when this process has none yet (a
+    /// session made by another process, or before a restart).
+    pub(super) async fn find(&self, id: &str) -> Result<Arc<Live>, SessionError> {
+        if let Some(l) = self.live().get(id).cloned() {
+            return Ok(l);
+        }
+        match self.inner.store.get(id).await? {
+            None => Err(SessionError::not_found(id)),
+            Some(s) if s.status == Status::Closed => Err(SessionError::Closed(s.id)),
+            Some(s) => {
+                if self.inner.shutdown.is_cancelled() {
+                    return Err(SessionError::ShuttingDown);
+                }
+                Ok(self.adopt(&s, false))
+            }
+        }
+    }
+
+    /// Whether this process holds a session.
     pub fn contains(&self, id: &str) -> bool {
         self.live().contains_key(id)
     }
 
     /// Look up a session and mark it busy, atomically with respect to idle cleanup.
-    pub(super) fn begin(&self, id: &str) -> Result<Busy, SessionError> {
-        let live = self.live();
-        let session = live.get(id).ok_or_else(|| SessionError::not_found(id))?;
-        Ok(session.mark_busy())
+    pub(super) async fn begin(&self, id: &str) -> Result<Busy, SessionError> {
+        loop {
+            {
+                let live = self.live();
+                if let Some(session) = live.get(id) {
+                    return Ok(session.mark_busy());
+                }
+            }
+            // Loaded, then marked under the lock (a sweep may have dropped it in between).
+            self.find(id).await?;
+        }
     }
 
     /// Send any addon command on a session and return its result (the design's
@@ -341,114 +464,6 @@ impl Registry {
         }
     }
 
-    /// Overwrite parts of a session's recorded state (the design's `update_state`).
-    pub fn update_state(
-        &self,
-        id: &str,
-        objects: Option<Vec<String>>,
-        selection: Option<Selection>,
-    ) -> Result<(), SessionError> {
-        let live = self.find(id)?;
-        self.inner
-            .records
-            .set_state(&live.record, objects, selection);
-        Ok(())
-    }
-
-    fn info_of(&self, live: &Live) -> SessionInfo {
-        let now = self.inner.records.clock().now();
-        lock(&live.record).info(now, live.in_flight() > 0)
-    }
-
-    /// A session's info (the design's session structure).
-    pub fn get_session_info(&self, id: &str) -> Result<SessionInfo, SessionError> {
-        let live = self.find(id)?;
-        Ok(self.info_of(&live))
-    }
-
-    /// A session's newest `limit` history entries (all kept when `None`).
-    pub fn get_session_history(
-        &self,
-        id: &str,
-        limit: Option<usize>,
-    ) -> Result<SessionHistory, SessionError> {
-        let live = self.find(id)?;
-        let page = lock(&live.record).history_page(limit);
-        Ok(page)
-    }
-
-    /// Info of every live session, oldest first.
-    pub fn list_sessions(&self) -> Vec<SessionInfo> {
-        let sessions: Vec<Arc<Live>> = self.live().values().cloned().collect();
-        let mut infos: Vec<SessionInfo> = sessions.iter().map(|s| self.info_of(s)).collect();
-        infos.sort_by(|a, b| {
-            a.created_at
-                .total_cmp(&b.created_at)
-                .then_with(|| a.session_id.cmp(&b.session_id))
-        });
-        infos
-    }
-
-    /// Close a session: a command in flight on it ends with [`SessionError::SessionClosed`],
-    /// and its connection is closed cleanly. Returns the session's final info.
-    pub async fn close_session(&self, id: &str) -> Result<SessionInfo, SessionError> {
-        let live = self
-            .live()
-            .remove(id)
-            .ok_or_else(|| SessionError::not_found(id))?;
-        Ok(self.finish(live, CloseReason::Closed).await)
-    }
-
-    /// End a session that was taken out of the live map. Never waits for a command or a
-    /// connect in flight: they see `closed` and drop their link themselves.
-    async fn finish(&self, live: Arc<Live>, reason: CloseReason) -> SessionInfo {
-        live.closed.cancel();
-        let link = live.link.try_lock().ok().and_then(|mut slot| slot.take());
-        if let Some(link) = link {
-            link.close().await;
-        }
-        let info = match self
-            .inner
-            .records
-            .close(&live.record, reason, live.in_flight() > 0)
-        {
-            Some(info) => info,
-            None => self.info_of(&live),
-        };
-        tracing::info!("✓ Session {}: {}", reason.log_text(), live.id);
-        info
-    }
-
-    /// Close every session idle for at least `timeout` with no command queued or running.
-    /// Returns the ids closed.
-    pub async fn cleanup_idle_sessions(&self, timeout: Duration) -> Vec<String> {
-        let now = self.inner.records.clock().now();
-        let limit = timeout.as_secs_f64();
-        let reaped: Vec<Arc<Live>> = {
-            let mut live = self.live();
-            let idle: Vec<Arc<str>> = live
-                .values()
-                .filter(|s| s.in_flight() == 0 && now - lock(&s.record).last_activity >= limit)
-                .map(|s| s.id.clone())
-                .collect();
-            idle.iter()
-                .filter_map(|id| live.remove(id.as_ref()))
-                .collect()
-        };
-        let mut ids = Vec::with_capacity(reaped.len());
-        for session in reaped {
-            ids.push(session.id.to_string());
-            self.finish(session, CloseReason::Idle).await;
-        }
-        self.inner.sweeps.send_modify(|n| *n += 1);
-        ids
-    }
-
-    /// Count of completed cleanup sweeps, for whoever needs to wait for one.
-    pub fn sweeps(&self) -> watch::Receiver<u64> {
-        self.inner.sweeps.subscribe()
-    }
-
     /// Start the periodic idle-cleanup task (every `cleanup_interval`, closing sessions idle
     /// longer than `idle_timeout`). It stops at [`Registry::shutdown`].
     pub fn spawn_cleanup(&self) -> tokio::task::JoinHandle<()> {
@@ -473,13 +488,26 @@ impl Registry {
         })
     }
 
-    /// Close every session (commands in flight end as cancelled and are recorded) and stop
-    /// the cleanup task.
+    /// Drop every session of this process (commands in flight end as cancelled and are
+    /// recorded) and stop the cleanup task. Sessions stay open in a persistent store, for
+    /// the next start or another process; the memory store closes them.
     pub async fn shutdown(&self) {
         self.inner.shutdown.cancel();
         let all: Vec<Arc<Live>> = self.live().drain().map(|(_, s)| s).collect();
+        let persistent = self.inner.store.location().kind != StoreKind::Memory;
         for session in all {
-            self.finish(session, CloseReason::Shutdown).await;
+            if !persistent {
+                let now = self.inner.records.clock().now();
+                if let Err(e) = self
+                    .inner
+                    .store
+                    .close(&session.id, CloseReason::Shutdown, now)
+                    .await
+                {
+                    tracing::warn!("{e}");
+                }
+            }
+            self.drop_live(session, CloseReason::Shutdown).await;
         }
     }
 }

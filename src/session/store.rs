@@ -15,7 +15,8 @@ use crate::backend::{Selection, Snapshot, Target};
 use super::clock::Clock;
 use super::events::{CloseReason, Event, EventKind};
 use super::history::HistoryEntry;
-use super::record::{SessionInfo, SessionRecord};
+use super::record::{SessionInfo, SessionRecord, SessionState};
+use crate::store::StateBlob;
 
 /// How many events a slow subscriber may fall behind before it misses some.
 const EVENT_BUFFER: usize = 1024;
@@ -130,6 +131,18 @@ impl Records {
         (key, handle)
     }
 
+    /// This process's copy of a record made or read by the session store; `created` when
+    /// the session is new (the creation is published).
+    pub fn adopt(&self, record: SessionRecord, created: bool) -> (Arc<str>, RecordRef) {
+        let key: Arc<str> = Arc::from(record.id.as_str());
+        let target = record.target.clone();
+        let handle = Arc::new(Mutex::new(record));
+        if created {
+            self.publish(&key, || EventKind::SessionCreated { target });
+        }
+        (key, handle)
+    }
+
     /// Mark a record closed (nothing about it is published afterwards, even by a command
     /// still finishing on it). Returns its final info, `busy` when a command is still queued
     /// or running on it; `None` when it was closed already.
@@ -163,8 +176,10 @@ impl Records {
         });
     }
 
-    /// A command ended: its history entry (the sequence number is assigned here), the last
-    /// command and result, and the state it reported. Returns the sequence number.
+    /// A command ended: its history entry (numbered `seq` by the session store), the last
+    /// command and result, and the state it reported. Returns the state to write to the
+    /// store: when the command changed it, or always when `stale` (this copy may be older
+    /// than the store's).
     pub fn command_finished(
         &self,
         record: &RecordRef,
@@ -172,10 +187,11 @@ impl Records {
         last_result: serde_json::Value,
         snapshot: Option<&Snapshot>,
         answered: bool,
-    ) -> u64 {
+        stale: bool,
+    ) -> Option<StateBlob> {
         let listening = self.listening();
         let now = self.clock.now();
-        let (id, seq, recorded, change) = {
+        let (id, recorded, change, blob) = {
             let mut r = lock(record);
             r.last_activity = now;
             if answered {
@@ -183,28 +199,29 @@ impl Records {
             }
             r.state.last_command = Some(entry.command.clone());
             r.state.last_result = Some(last_result);
-            let change = match snapshot {
+            let (change, changed) = match snapshot {
                 Some(s) => {
+                    let changed = state_differs(&r.state, s);
                     let change =
                         listening.then(|| state_change(&r.state.objects, &r.state.selection, s));
                     r.state.apply(s, now);
-                    change
+                    (change, changed)
                 }
-                None => None,
+                None => (None, false),
             };
+            let blob = (changed || stale).then(|| state_blob(&mut r.state));
             let listening = listening && !r.closed;
-            let recorded = listening.then(|| entry.clone());
-            let seq = r.history.push(entry);
-            (r.id.clone(), seq, recorded, change.filter(|_| listening))
+            r.history.count(entry.seq);
+            let recorded = listening.then_some(entry);
+            (r.id.clone(), recorded, change.filter(|_| listening), blob)
         };
-        if let Some(mut entry) = recorded {
-            entry.seq = seq;
+        if let Some(entry) = recorded {
             self.publish(&id, || EventKind::CommandFinished { entry });
         }
         if let Some(Some(kind)) = change {
             self.publish(&id, || kind);
         }
-        seq
+        blob
     }
 
     /// A connection was opened.
@@ -280,6 +297,24 @@ impl Records {
     }
 }
 
+/// Whether `after` differs from the objects and selection of `state`.
+fn state_differs(state: &SessionState, after: &Snapshot) -> bool {
+    state.objects != after.objects
+        || state.selection.active != after.active
+        || state.selection.selected != after.selected
+}
+
+/// The state as the store keeps it: without the last command and result, which the store
+/// keeps apart (they change with every command, the state rarely).
+pub fn state_blob(state: &mut SessionState) -> StateBlob {
+    let last_command = state.last_command.take();
+    let last_result = state.last_result.take();
+    let text = serde_json::to_string(&*state).unwrap_or_else(|_| "{}".into());
+    state.last_command = last_command;
+    state.last_result = last_result;
+    text.into()
+}
+
 /// The change from `before` to `after`, or `None` when nothing changed.
 fn state_change(before: &[String], selection: &Selection, after: &Snapshot) -> Option<EventKind> {
     use std::collections::HashSet;
@@ -341,12 +376,23 @@ mod tests {
             active: Some("Cube".into()),
             selected: vec!["Cube".into()],
         };
-        assert_eq!(
-            records.command_finished(&r, entry(), serde_json::json!(null), Some(&snap), true),
-            1
+        let mut first = entry();
+        first.seq = 1;
+        let blob =
+            records.command_finished(&r, first, serde_json::json!(null), Some(&snap), true, false);
+        assert!(blob.expect("changed").contains("Cube"));
+        // The same state again is no state change, and nothing to write.
+        let mut second = entry();
+        second.seq = 2;
+        let blob = records.command_finished(
+            &r,
+            second,
+            serde_json::json!(null),
+            Some(&snap),
+            true,
+            false,
         );
-        // The same state again is no state change.
-        records.command_finished(&r, entry(), serde_json::json!(null), Some(&snap), true);
+        assert!(blob.is_none());
         assert_eq!(
             kinds(&mut rx),
             [
@@ -366,7 +412,7 @@ mod tests {
             records.close(&r, CloseReason::Closed, false).is_none(),
             "closed once"
         );
-        records.command_finished(&r, entry(), serde_json::json!(null), None, true);
+        records.command_finished(&r, entry(), serde_json::json!(null), None, true, false);
         records.connection_down(&r, "gone".into());
         assert_eq!(kinds(&mut rx), ["session_closed"]);
     }

@@ -32,6 +32,7 @@ use crate::session::HistoryEntry;
 use crate::session::events::CloseReason;
 
 pub use error::{StoreError, StoreKind, StoreLocation, StoreResult};
+pub use memory::MemoryStore;
 
 /// What a history entry of a command that was in flight when its server died says.
 pub const INTERRUPTED_MESSAGE: &str =

@@ -240,6 +240,29 @@ pub fn closed_port() -> u16 {
 /// The server binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_blender-session-mcp");
 
+/// A session store of one's own for a spawned binary: a temporary SQLite file (the default
+/// store kind), deleted when this is dropped.
+pub struct TempStore {
+    _dir: tempfile::TempDir,
+    /// The file, for `BSM_STORE_PATH` / `--store-path`.
+    pub path: String,
+}
+
+impl TempStore {
+    /// A fresh store file path (the file itself is made by the binary).
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("sessions.db").display().to_string();
+        TempStore { _dir: dir, path }
+    }
+}
+
+impl Default for TempStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// The server binary driven with raw JSON-RPC lines, checking that every stdout line is
 /// JSON-RPC and collecting stderr.
 pub struct RawServer {
@@ -249,6 +272,8 @@ pub struct RawServer {
     stderr: Option<tokio::task::JoinHandle<String>>,
     /// Every stdout line seen so far.
     pub stdout_lines: Vec<String>,
+    /// Its own session store (unless the test set BSM_STORE_PATH).
+    pub store: TempStore,
 }
 
 impl RawServer {
@@ -259,8 +284,10 @@ impl RawServer {
 
     /// [`RawServer::start`] with extra environment variables.
     pub async fn start_env(args: &[&str], env: &[(&str, &str)]) -> Self {
+        let store = TempStore::new();
         let mut child = Command::new(BIN)
             .args(args)
+            .env("BSM_STORE_PATH", &store.path)
             .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -282,6 +309,7 @@ impl RawServer {
             lines,
             stderr: Some(stderr),
             stdout_lines: Vec::new(),
+            store,
         };
         let init = server
             .request(
@@ -455,10 +483,12 @@ pub async fn run_chat_port(port: u16, args: &[&str], stdin: &str) -> ChatRun {
 pub async fn run_chat_env(port: u16, args: &[&str], stdin: &str, env: &[(&str, &str)]) -> ChatRun {
     use tokio::io::AsyncWriteExt;
     let port = port.to_string();
+    let store = TempStore::new();
     let mut child = Command::new(BIN)
         .arg("chat")
         .args(["--blender-port", &port])
         .args(args)
+        .env("BSM_STORE_PATH", &store.path)
         .env_remove("OLLAMA_HOST")
         .env_remove("OLLAMA_MODEL")
         .env_remove("OPENAI_BASE_URL")

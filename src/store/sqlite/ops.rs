@@ -88,6 +88,15 @@ fn decode(store: &StoreLocation, text: &str) -> StoreResult<HistoryEntry> {
     })
 }
 
+/// Where an entry is appended: the session, its counts now, the holder of a running entry.
+struct Append<'a> {
+    id: &'a str,
+    count: u64,
+    kept: u64,
+    holder: Option<&'a str>,
+    now: f64,
+}
+
 impl Db {
     fn get(&self, id: &str) -> rusqlite::Result<Option<StoredSession>> {
         let sql = format!("SELECT {COLUMNS} FROM sessions WHERE id = ?1");
@@ -97,18 +106,22 @@ impl Db {
             .optional()
     }
 
-    /// Append `entry` to session `id` whose count is `count` and `kept` entries are kept,
-    /// trimming to the history limit; sets the count. Returns the new seq.
+    /// Append `entry` to the session `at` names, trimming to the history limit; sets the
+    /// count and the activity. Returns the new seq.
     fn append(
         tx: &rusqlite::Transaction<'_>,
         store: &StoreLocation,
         limit: usize,
-        id: &str,
-        (count, kept): (u64, u64),
+        at: Append<'_>,
         entry: &mut HistoryEntry,
-        holder: Option<&str>,
-        now: f64,
     ) -> StoreResult<u64> {
+        let Append {
+            id,
+            count,
+            kept,
+            holder,
+            now,
+        } = at;
         let fail = |e| map_error(store, "writing a history entry", e);
         let seq = count + 1;
         entry.seq = seq;
@@ -261,17 +274,14 @@ impl SessionStore for SqliteStore {
                 .map_err(fail)?;
             let mut entry = begin.entry;
             entry.outcome = Outcome::Running;
-            let counts = (count.max(0) as u64, kept.max(0) as u64);
-            let seq = Db::append(
-                &tx,
-                &db.store,
-                db.history_limit,
-                &id,
-                counts,
-                &mut entry,
-                Some(&begin.holder),
-                begin.now,
-            )?;
+            let at = Append {
+                id: &id,
+                count: count.max(0) as u64,
+                kept: kept.max(0) as u64,
+                holder: Some(&begin.holder),
+                now: begin.now,
+            };
+            let seq = Db::append(&tx, &db.store, db.history_limit, at, &mut entry)?;
             tx.commit().map_err(fail)?;
             Ok(Begun::Started {
                 seq,
@@ -372,9 +382,14 @@ impl SessionStore for SqliteStore {
                 return Ok(None);
             };
             let mut entry = entry;
-            let counts = (count.max(0) as u64, kept.max(0) as u64);
-            let seq =
-                Db::append(&tx, &db.store, db.history_limit, &id, counts, &mut entry, None, now)?;
+            let at = Append {
+                id: &id,
+                count: count.max(0) as u64,
+                kept: kept.max(0) as u64,
+                holder: None,
+                now,
+            };
+            let seq = Db::append(&tx, &db.store, db.history_limit, at, &mut entry)?;
             tx.commit().map_err(fail)?;
             Ok(Some(seq))
         })

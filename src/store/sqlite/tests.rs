@@ -133,3 +133,117 @@ async fn a_reopened_file_keeps_sessions_and_two_stores_share_one_file() {
     let c = SqliteStore::open(&path, 3).expect("reopens");
     assert_eq!(c.list(false).await.expect("list").len(), 1);
 }
+
+#[tokio::test]
+async fn two_processes_reaping_at_once_close_a_session_once() {
+    use crate::session::events::CloseReason;
+    use crate::store::{NewSession, SessionStore};
+    let (_dir, path) = temp();
+    let stores: Vec<std::sync::Arc<SqliteStore>> = (0..4)
+        .map(|_| std::sync::Arc::new(SqliteStore::open(&path, 3).expect("opens")))
+        .collect();
+    for i in 0..20 {
+        stores[0]
+            .create(NewSession {
+                id: format!("s{i}"),
+                name: None,
+                owner: "local".into(),
+                target: crate::backend::Target::new("127.0.0.1", 9876),
+                now: 1.0,
+            })
+            .await
+            .expect("create");
+    }
+    // Every store (a connection of its own, as another process has) reaps every idle
+    // session at once.
+    let mut reapers = tokio::task::JoinSet::new();
+    for store in &stores {
+        let store = store.clone();
+        reapers.spawn(async move {
+            let idle = store.list_idle(5.0, 10.0).await.expect("idle");
+            let mut closed = Vec::new();
+            for id in idle {
+                if store
+                    .close(&id, CloseReason::Idle, 10.0)
+                    .await
+                    .expect("close")
+                    .is_some()
+                {
+                    closed.push(id);
+                }
+            }
+            closed
+        });
+    }
+    let mut all: Vec<String> = reapers.join_all().await.into_iter().flatten().collect();
+    all.sort();
+    let mut expected: Vec<String> = (0..20).map(|i| format!("s{i}")).collect();
+    expected.sort();
+    assert_eq!(all, expected, "each session closed exactly once");
+}
+
+/// Per-command store cost (`begin_command` + `finish_command`, two transactions) on a real
+/// file: `cargo test --release --lib per_command_cost -- --ignored --nocapture`.
+#[tokio::test]
+#[ignore = "a measurement, not a check"]
+async fn per_command_cost() {
+    use crate::store::{BeginCommand, Begun, FinishCommand, NewSession, SessionStore};
+    let (_dir, path) = temp();
+    let store = SqliteStore::open(&path, 1000).expect("opens");
+    store
+        .create(NewSession {
+            id: "s".into(),
+            name: None,
+            owner: "local".into(),
+            target: crate::backend::Target::new("127.0.0.1", 9876),
+            now: 1.0,
+        })
+        .await
+        .expect("create");
+    let mut entry = crate::session::history::test_entry();
+    entry.arguments = serde_json::json!({"code": "import bpy\nbpy.ops.mesh.primitive_cube_add()"});
+    let mut times = Vec::new();
+    for i in 0..3000 {
+        let now = 2.0 + i as f64;
+        let started = std::time::Instant::now();
+        let begun = store
+            .begin_command(
+                "s",
+                BeginCommand {
+                    holder: "me".into(),
+                    now,
+                    lease_until: now + 10.0,
+                    entry: entry.clone(),
+                },
+            )
+            .await
+            .expect("begin");
+        let Begun::Started { seq, .. } = begun else {
+            panic!("{begun:?}")
+        };
+        store
+            .finish_command(
+                "s",
+                FinishCommand {
+                    holder: "me".into(),
+                    seq,
+                    now,
+                    entry: entry.clone(),
+                    last_command: "execute_code".into(),
+                    last_result: serde_json::json!({"status": "success", "result": "made\n"}),
+                    state: None,
+                },
+            )
+            .await
+            .expect("finish");
+        times.push(started.elapsed());
+    }
+    times.sort();
+    let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e3;
+    println!(
+        "sqlite per command (begin + finish): p50 {:.3} ms, p99 {:.3} ms over {} commands",
+        at(0.5),
+        at(0.99),
+        times.len()
+    );
+}
