@@ -344,3 +344,50 @@ async fn a_prefix_holding_something_else_or_a_newer_layout_is_refused_and_left_a
         "left untouched"
     );
 }
+
+/// The per-command cost of the Redis store on loopback (begin + finish: two round trips),
+/// p50 and p99 over 2 000 commands. On demand: `cargo test --release --test redis_store --
+/// --ignored --nocapture per_command`.
+#[tokio::test]
+#[ignore]
+async fn per_command_cost_on_loopback() {
+    let Some(redis) = server("per_command_cost_on_loopback").await else {
+        return;
+    };
+    let store = store(&redis, "bench:").await;
+    store.create(new("s-1", None)).await.expect("create");
+    let mut took = Vec::with_capacity(2000);
+    for i in 0..2200u64 {
+        let now = 1e9 + i as f64;
+        let started = Instant::now();
+        let Begun::Started { seq, .. } = store
+            .begin_command("s-1", begin("me", now))
+            .await
+            .expect("begin")
+        else {
+            panic!("free lease");
+        };
+        store
+            .finish_command(
+                "s-1",
+                FinishCommand {
+                    holder: "me".into(),
+                    seq,
+                    now,
+                    entry: entry(),
+                    last_command: "execute_code".into(),
+                    last_result: json!({"status": "success", "result": {"stdout": "1\n"}}),
+                    state: None,
+                },
+            )
+            .await
+            .expect("finish");
+        if i >= 200 {
+            took.push(started.elapsed());
+        }
+    }
+    took.sort();
+    let p50 = took[took.len() / 2];
+    let p99 = took[took.len() * 99 / 100];
+    eprintln!("redis store per command (begin + finish): p50 {p50:?}, p99 {p99:?}");
+}
