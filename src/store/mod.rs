@@ -19,8 +19,8 @@
 pub mod conformance;
 pub mod error;
 pub mod memory;
-pub mod redis;
 pub mod open;
+pub mod redis;
 pub mod sqlite;
 
 use async_trait::async_trait;

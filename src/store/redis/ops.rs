@@ -20,6 +20,15 @@ use super::record::{self, from_fields, from_flat};
 /// Closed sessions deleted per prune script call (each call blocks Redis briefly).
 const PRUNE_BATCH: usize = 500;
 
+/// What recovery reads of one session: the running marks (seq → holder), the lease (holder,
+/// until), the last sequence number, the length of the kept history.
+type RunningRead = (
+    HashMap<u64, String>,
+    (Option<String>, Option<f64>),
+    Option<u64>,
+    u64,
+);
+
 /// `entry` as JSON without its `seq` (the append script puts the one it assigns first).
 fn body(entry: &HistoryEntry) -> Result<String, serde_json::Error> {
     let mut v = serde_json::to_value(entry)?;
@@ -80,12 +89,7 @@ impl RedisStore {
     /// Interrupt the stale running entries of one session; how many were marked.
     async fn recover_one(&self, id: &str, now: f64, gone: &HolderGone) -> StoreResult<u64> {
         let k = &self.keys;
-        let (running, lease, total, len): (
-            HashMap<u64, String>,
-            (Option<String>, Option<f64>),
-            Option<u64>,
-            u64,
-        ) = self
+        let (running, lease, total, len): RunningRead = self
             .run("reading running entries", |mut con| {
                 let mut p = redis::pipe();
                 p.atomic()
