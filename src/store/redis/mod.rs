@@ -10,12 +10,13 @@
 //!
 //! - [`keys`]: the key layout under the prefix.
 //! - [`record`]: a record as the fields of its hash.
-//! - `ops`: the [`SessionStore`](super::SessionStore) methods.
+//! - `ops`: the [`SessionStore`](super::SessionStore) methods; `recover`: interrupted entries.
 //! - `lua/*.lua`: the scripts.
 
 pub mod keys;
 mod ops;
 pub mod record;
+mod recover;
 
 use std::future::Future;
 use std::time::Duration;

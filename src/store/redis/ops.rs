@@ -9,9 +9,8 @@ use redis::aio::ConnectionManager;
 use crate::session::events::CloseReason;
 use crate::session::{HistoryEntry, Outcome};
 use crate::store::{
-    BeginCommand, Begun, Created, FinishCommand, HistoryPage, HolderGone, INTERRUPTED_MESSAGE,
-    Lease, NewSession, SessionStore, StateBlob, Status, StoreLocation, StoreResult, StoreStats,
-    StoredSession,
+    BeginCommand, Begun, Created, FinishCommand, HistoryPage, HolderGone, Lease, NewSession,
+    SessionStore, StateBlob, Status, StoreLocation, StoreResult, StoreStats, StoredSession,
 };
 
 use super::RedisStore;
@@ -19,15 +18,6 @@ use super::record::{self, from_fields, from_flat};
 
 /// Closed sessions deleted per prune script call (each call blocks Redis briefly).
 const PRUNE_BATCH: usize = 500;
-
-/// What recovery reads of one session: the running marks (seq → holder), the lease (holder,
-/// until), the last sequence number, the length of the kept history.
-type RunningRead = (
-    HashMap<u64, String>,
-    (Option<String>, Option<f64>),
-    Option<u64>,
-    u64,
-);
 
 /// `entry` as JSON without its `seq` (the append script puts the one it assigns first).
 fn body(entry: &HistoryEntry) -> Result<String, serde_json::Error> {
@@ -49,7 +39,7 @@ impl RedisStore {
         from_fields(fields).map_err(|e| self.corrupt("session record", e))
     }
 
-    fn encode<T>(&self, r: Result<T, serde_json::Error>) -> StoreResult<T> {
+    pub(super) fn encode<T>(&self, r: Result<T, serde_json::Error>) -> StoreResult<T> {
         r.map_err(|e| self.failed("encoding a history entry", e.to_string()))
     }
 
@@ -84,107 +74,6 @@ impl RedisStore {
             async move { inv.invoke_async(&mut con).await }
         })
         .await
-    }
-
-    /// Interrupt the stale running entries of one session; how many were marked.
-    async fn recover_one(&self, id: &str, now: f64, gone: &HolderGone) -> StoreResult<u64> {
-        let k = &self.keys;
-        let (running, lease, total, len): RunningRead = self
-            .run("reading running entries", |mut con| {
-                let mut p = redis::pipe();
-                p.atomic()
-                    .hgetall(k.running(id))
-                    .cmd("HMGET")
-                    .arg(k.session(id))
-                    .arg("lease_holder")
-                    .arg("lease_until")
-                    .hget(k.session(id), "seq")
-                    .llen(k.history(id));
-                async move { p.query_async(&mut con).await }
-            })
-            .await?;
-        let (holder, until) = lease;
-        let gone_holder = holder.clone().filter(|h| gone(h));
-        let live = holder
-            .filter(|_| gone_holder.is_none())
-            .filter(|_| until.is_some_and(|u| u > now));
-        let total = total.unwrap_or(0);
-        let stale: Vec<(u64, String)> = running
-            .into_iter()
-            .filter(|(_, h)| live.as_ref() != Some(h))
-            .collect();
-        if stale.is_empty() && gone_holder.is_none() {
-            return Ok(0);
-        }
-        // Read the stale entries still kept (index from the end of the list: the newest
-        // entry is `total`), to write them back interrupted; a trimmed one only loses its mark.
-        let indexed: Vec<(u64, String, Option<isize>)> = stale
-            .into_iter()
-            .map(|(seq, h)| {
-                let back = total.checked_sub(seq).and_then(|b| isize::try_from(b).ok());
-                let index = back
-                    .and_then(|b| isize::try_from(len).ok().map(|l| l - 1 - b))
-                    .filter(|i| *i >= 0);
-                (seq, h, index)
-            })
-            .collect();
-        let kept: Vec<isize> = indexed.iter().filter_map(|(_, _, i)| *i).collect();
-        let mut texts: std::vec::IntoIter<Option<String>> = if kept.is_empty() {
-            Vec::new().into_iter()
-        } else {
-            let texts: Vec<Option<String>> = self
-                .run("reading running entries", |mut con| {
-                    let mut p = redis::pipe();
-                    for index in &kept {
-                        p.lindex(k.history(id), *index);
-                    }
-                    async move { p.query_async(&mut con).await }
-                })
-                .await?;
-            texts.into_iter()
-        };
-        let mut triples: Vec<String> = Vec::new();
-        for (seq, h, index) in indexed {
-            let text = if index.is_some() {
-                texts.next().flatten()
-            } else {
-                None
-            };
-            let replacement = match text {
-                Some(text) => {
-                    let mut entry: HistoryEntry = serde_json::from_str(&text)
-                        .map_err(|e| self.corrupt("history entry", e.to_string()))?;
-                    if entry.seq != seq || entry.outcome != Outcome::Running {
-                        String::new()
-                    } else {
-                        entry.outcome = Outcome::Interrupted;
-                        entry.message = Some(INTERRUPTED_MESSAGE.into());
-                        self.encode(serde_json::to_string(&entry))?
-                    }
-                }
-                None => String::new(),
-            };
-            triples.extend([seq.to_string(), h, replacement]);
-        }
-        let keys = [
-            k.session(id),
-            k.history(id),
-            k.running(id),
-            k.running_sessions(),
-        ];
-        let gone_holder = gone_holder.unwrap_or_default();
-        let marked: u64 = self
-            .run("marking interrupted entries", |mut con| {
-                let mut inv = self.scripts.interrupt.prepare_invoke();
-                inv.key(&keys[..])
-                    .arg(id)
-                    .arg(now.to_string())
-                    .arg(&gone_holder)
-                    .arg(&triples);
-                async move { inv.invoke_async(&mut con).await }
-            })
-            .await?;
-        Ok(marked)
     }
 }
 
