@@ -21,6 +21,9 @@ pub fn hint(e: &SessionError) -> Option<String> {
 
 fn store_hint(e: &crate::store::StoreError) -> String {
     use crate::store::StoreError as E;
+    if e.store().kind == crate::store::StoreKind::Redis {
+        return redis_hint(e).into();
+    }
     let what = match e {
         E::Unreachable { .. } => {
             "Check that the store is reachable (the file's directory exists and is writable, or the Redis server runs), then retry: the server keeps running and uses the store again as soon as it answers."
@@ -38,6 +41,29 @@ fn store_hint(e: &crate::store::StoreError) -> String {
         E::Unsupported { .. } => "Choose another --store (sqlite or memory).",
     };
     what.into()
+}
+
+/// What to do about a Redis store error: the same kinds of trouble, told as Redis has them.
+fn redis_hint(e: &crate::store::StoreError) -> &'static str {
+    use crate::store::StoreError as E;
+    match e {
+        E::Unreachable { .. } => {
+            "Check that the Redis server runs and this machine reaches it (URL, password, TLS), then retry: the server keeps running and reconnects as soon as Redis answers."
+        }
+        E::TimedOut { .. } => {
+            "Redis did not answer in time (hung, overloaded or far away): check it, then retry; the server reconnects by itself."
+        }
+        E::Locked { .. } | E::Failed { .. } => {
+            "Redis refused the write (out of memory, a read-only replica, a key of another type under the prefix): fix that, then retry."
+        }
+        E::NotADatabase { .. } | E::Corrupt { .. } => {
+            "Choose another --store-prefix (the keys found were left as they were), or run with --store memory."
+        }
+        E::NewerSchema { .. } => "Upgrade blender-session-mcp, or choose another --store-prefix.",
+        E::Unsupported { .. } => {
+            "Give --store a redis://host:port/db or rediss://host:port/db URL, or choose sqlite or memory."
+        }
+    }
 }
 
 fn backend_hint(e: &BackendError) -> Option<String> {

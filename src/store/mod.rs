@@ -20,6 +20,7 @@ pub mod conformance;
 pub mod error;
 pub mod memory;
 pub mod open;
+pub mod redis;
 pub mod sqlite;
 
 use async_trait::async_trait;

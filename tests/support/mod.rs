@@ -7,6 +7,7 @@
 pub mod blender;
 pub mod mock_llm;
 pub mod node;
+pub mod redis;
 
 use std::path::PathBuf;
 use std::process::Stdio;

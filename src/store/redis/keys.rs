@@ -1,0 +1,123 @@
+//! The Redis store's key layout: every key under one prefix (`--store-prefix`, default
+//! `bsm:`), so several deployments can share a Redis database and `redis-cli --scan
+//! --pattern 'bsm:*'` shows everything one of them keeps.
+//!
+//! | key | type | holds |
+//! |---|---|---|
+//! | `{p}schema` | string | the layout version ([`SCHEMA_VERSION`]) |
+//! | `{p}sessions` | sorted set | every stored session id, scored by `created_at` (listing order) |
+//! | `{p}open` | sorted set | open session ids, scored by `last_activity` (idle listing) |
+//! | `{p}closed` | sorted set | closed session ids, scored by `closed_at` (pruning) |
+//! | `{p}names` | hash | name → id of the open session of that name |
+//! | `{p}running` | set | ids of sessions with entries written as running and not finished |
+//! | `{p}session:{id}` | hash | the record (fields in [`super::record`]) |
+//! | `{p}history:{id}` | list | history entries as JSON, oldest first, the newest `--history-limit` |
+//! | `{p}running:{id}` | hash | seq → lease holder of each entry still running |
+//!
+//! Multi-key changes are Lua scripts (`lua/*.lua`), atomic on one Redis server. The scripts
+//! that walk several sessions (idle listing, pruning, reusing a name) build key names from
+//! the prefix, so the layout is for one Redis server or primary, not Redis Cluster.
+
+/// The version of this layout, kept in `{p}schema`.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// The default key prefix.
+pub const DEFAULT_PREFIX: &str = "bsm:";
+
+/// Key names under one prefix.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    /// Keys under `prefix`.
+    pub fn new(prefix: impl Into<String>) -> Self {
+        Keys {
+            prefix: prefix.into(),
+        }
+    }
+
+    /// The prefix itself (the scripts that walk sessions build names from it).
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    fn key(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+
+    fn of(&self, kind: &str, id: &str) -> String {
+        format!("{}{kind}:{id}", self.prefix)
+    }
+
+    /// `{p}schema`.
+    pub fn schema(&self) -> String {
+        self.key("schema")
+    }
+
+    /// `{p}sessions`.
+    pub fn sessions(&self) -> String {
+        self.key("sessions")
+    }
+
+    /// `{p}open`.
+    pub fn open(&self) -> String {
+        self.key("open")
+    }
+
+    /// `{p}closed`.
+    pub fn closed(&self) -> String {
+        self.key("closed")
+    }
+
+    /// `{p}names`.
+    pub fn names(&self) -> String {
+        self.key("names")
+    }
+
+    /// `{p}running`.
+    pub fn running_sessions(&self) -> String {
+        self.key("running")
+    }
+
+    /// `{p}session:{id}`.
+    pub fn session(&self, id: &str) -> String {
+        self.of("session", id)
+    }
+
+    /// `{p}history:{id}`.
+    pub fn history(&self, id: &str) -> String {
+        self.of("history", id)
+    }
+
+    /// `{p}running:{id}`.
+    pub fn running(&self, id: &str) -> String {
+        self.of("running", id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_is_under_the_prefix() {
+        let k = Keys::new("t:");
+        for key in [
+            k.schema(),
+            k.sessions(),
+            k.open(),
+            k.closed(),
+            k.names(),
+            k.running_sessions(),
+            k.session("s-1"),
+            k.history("s-1"),
+            k.running("s-1"),
+        ] {
+            assert!(key.starts_with("t:"), "{key}");
+        }
+        assert_eq!(k.session("s-1"), "t:session:s-1");
+        assert_eq!(k.history("s-1"), "t:history:s-1");
+    }
+}

@@ -1,0 +1,17 @@
+-- Close an open session, exactly once whoever else closes it at the same time: the record
+-- says closed, when and why, its lease and its name are freed.
+-- KEYS: 1 session:{id}  2 open  3 closed  4 names
+-- ARGV: 1 id  2 now  3 reason
+-- Returns the closed record (field, value, ...), or an empty list when it was not open.
+if redis.call('HGET', KEYS[1], 'status') ~= 'open' then
+  return {}
+end
+redis.call('HSET', KEYS[1], 'status', 'closed', 'closed_at', ARGV[2], 'close_reason', ARGV[3])
+redis.call('HDEL', KEYS[1], 'lease_holder', 'lease_until')
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
+local name = redis.call('HGET', KEYS[1], 'name')
+if name and redis.call('HGET', KEYS[4], name) == ARGV[1] then
+  redis.call('HDEL', KEYS[4], name)
+end
+return redis.call('HGETALL', KEYS[1])
