@@ -22,7 +22,6 @@ use blender_session_mcp::backend::classic::script::helper_module;
 use blender_session_mcp::session::{Call, Registry};
 use rmcp::ServiceExt;
 use serde_json::{Value, json};
-use support::blender::{blender_or_skip, start_blender};
 use support::{call, closed_port, config, structured};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -161,10 +160,7 @@ pub async fn scale_suite(port: u16) {
 
     let big = helper_call_us(&reg, &a).await;
     eprintln!("helper call, x = 1: {small:.1} us at 3 objects, {big:.1} us at {OBJECTS}");
-    assert!(
-        big <= small * 1.5 + 5.0,
-        "a helper call at {OBJECTS} objects ({big:.1} us) costs more than 1.5x one at 3 ({small:.1} us)"
-    );
+    // Figures only: speed is the benchmark's to judge (`cargo bench --bench blender_bench`).
 
     let steps: [(&str, &str); 7] = [
         (
@@ -359,52 +355,34 @@ pub async fn restart_suite(port: u16, restart: impl AsyncFnOnce()) {
     assert_exact(&reg, &a, "after the restart").await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn state_stays_exact_on_a_50k_object_scene() {
-    if !blender_or_skip("state_stays_exact_on_a_50k_object_scene") {
-        return;
+blender_test! {
+    async fn state_stays_exact_on_a_50k_object_scene(flavour: Flavour) {
+        let started = Instant::now();
+        let port = closed_port();
+        let blender = flavour.start(port).await;
+        scale_suite(port).await;
+        let _ = blender.stop(Duration::from_secs(5)).await;
+        eprintln!(
+            "state_stays_exact_on_a_50k_object_scene ({flavour:?}): {:.0} s",
+            started.elapsed().as_secs_f64()
+        );
     }
-    let started = Instant::now();
-    let port = closed_port();
-    let blender = start_blender(port).await;
-    scale_suite(port).await;
-    let _ = blender.stop(Duration::from_secs(5)).await;
-    eprintln!(
-        "state_stays_exact_on_a_50k_object_scene: {:.0} s",
-        started.elapsed().as_secs_f64()
-    );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_restarted_blender_gets_the_helper_again_and_the_code_runs_once() {
-    if !blender_or_skip("a_restarted_blender_gets_the_helper_again_and_the_code_runs_once") {
-        return;
-    }
-    let port = closed_port();
-    let blender = std::sync::Arc::new(tokio::sync::Mutex::new(Some(start_blender(port).await)));
-    let slot = blender.clone();
-    restart_suite(port, async move || {
-        if let Some(old) = slot.lock().await.take() {
-            let _ = old.stop(Duration::from_secs(5)).await;
+blender_test! {
+    async fn a_restarted_blender_gets_the_helper_again_and_the_code_runs_once(flavour: Flavour) {
+        let port = closed_port();
+        let blender = std::sync::Arc::new(tokio::sync::Mutex::new(Some(flavour.start(port).await)));
+        let slot = blender.clone();
+        restart_suite(port, async move || {
+            if let Some(old) = slot.lock().await.take() {
+                let _ = old.stop(Duration::from_secs(5)).await;
+            }
+            *slot.lock().await = Some(flavour.start(port).await);
+        })
+        .await;
+        if let Some(b) = blender.lock().await.take() {
+            let _ = b.stop(Duration::from_secs(5)).await;
         }
-        *slot.lock().await = Some(start_blender(port).await);
-    })
-    .await;
-    if let Some(b) = blender.lock().await.take() {
-        let _ = b.stop(Duration::from_secs(5)).await;
     }
-}
-
-/// The same bodies against a Blender this test does not start (for example this project's
-/// headless server running in the `bpy` 5.x module:
-/// `python -c "import bpy; ..." headless_server.py -- --port N`), named by
-/// `BSM_TEST_BLENDER_PORT`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs a running Blender named by BSM_TEST_BLENDER_PORT (e.g. bpy 5.3)"]
-async fn state_stays_exact_on_an_external_blender() {
-    let port: u16 = std::env::var("BSM_TEST_BLENDER_PORT")
-        .ok()
-        .and_then(|p| p.parse().ok())
-        .expect("BSM_TEST_BLENDER_PORT names the port of a running Blender");
-    scale_suite(port).await;
 }
