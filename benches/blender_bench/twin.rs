@@ -1,8 +1,8 @@
 //! The zero-delay fake addon: a Rust twin of the BlenderMCP addon (same framing and replies)
 //! that answers instantly, run as a separate process (the bench binary with `--twin`) so its
 //! memory and file descriptors are not counted as ours. The twin does not run Python: it
-//! recognises the wrapper this server sends and answers with the markers and a canned scene
-//! snapshot, and a user program `#bench-stdout N` prints N bytes. With `--delay-ms D` it
+//! recognises the helper calls this server sends and answers with the markers and a canned
+//! report, and a user program `#bench-stdout N` prints N bytes. With `--delay-ms D` it
 //! serializes every command on a "main thread" that takes D ms.
 
 use std::io::{BufRead, BufReader, Write};
@@ -49,37 +49,48 @@ fn bench_stdout(n: usize) -> Arc<String> {
 }
 
 /// The reply to an `execute_code` request, already serialized. The twin does not run
-/// Python: it recognises this server's wrapper (markers and base64 user code) and answers
-/// with the markers around a canned state report.
+/// Python: it recognises this server's helper calls (`m.run("<base64 code>","<nonce>",…)`
+/// and `m.scene("<nonce>",…)`, with or without the install program before them) and answers
+/// with the markers around a canned report, as if the helper were installed.
 fn twin_execute_reply(code: &str) -> Vec<u8> {
-    let (stdout, tail) = match (between(code, "<<bsm:", ">>"), code.find("<</bsm:")) {
-        (Some(nonce), Some(_)) => {
-            let start = format!("<<bsm:{nonce}>>");
-            let end = format!("<</bsm:{nonce}>>");
-            let user = between(code, "b64decode(\"", "\")")
-                .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64).ok())
-                .map(|bytes| String::from_utf8_lossy(&bytes).into_owned());
-            match user {
-                // The execute wrapper: user stdout, then the state report.
-                Some(user) => {
-                    let n: usize = user
-                        .strip_prefix("#bench-stdout ")
-                        .and_then(|n| n.trim().parse().ok())
-                        .unwrap_or(0);
-                    let state = json!({"scene": "Scene", "objects": ["Cube", "Camera", "Light"],
-                                       "active": "Cube", "selected": ["Cube"]});
-                    let report = json!({"error": null, "state": state, "state_error": null});
-                    (bench_stdout(n), format!("{start}{report}{end}"))
-                }
-                // The scene program.
-                None => {
-                    let mut info = scene_info();
-                    info["selection"] = json!({"active": "Cube", "selected": ["Cube"]});
-                    (Arc::new(String::new()), format!("{start}{info}{end}"))
-                }
-            }
-        }
-        _ => (Arc::new(String::new()), String::new()),
+    let state = json!({"epoch": "twin", "seq": 0, "count": 3, "scene": "Scene",
+                       "full": ["Cube", "Camera", "Light"],
+                       "active": "Cube", "selected": ["Cube"]});
+    let (stdout, tail) = if let Some(args) = between(code, "m.run(\"", ")") {
+        let mut parts = args.split("\",\"");
+        let user = parts
+            .next()
+            .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64).ok())
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            .unwrap_or_default();
+        let nonce = parts.next().and_then(|n| n.split('"').next()).unwrap_or("");
+        let n: usize = user
+            .strip_prefix("#bench-stdout ")
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0);
+        let report = json!({"error": null, "state": state});
+        (
+            bench_stdout(n),
+            format!("<<bsm:{nonce}>>{report}<</bsm:{nonce}>>"),
+        )
+    } else if let Some(nonce) = between(code, "m.scene(\"", "\"") {
+        let mut info = scene_info();
+        info["objects_by_type"] = json!({"MESH": 1, "CAMERA": 1, "LIGHT": 1});
+        info["collection_count"] = json!(1);
+        info["collections"] = json!([{"name": "Collection", "objects": 3}]);
+        info["selection"] = json!({"active": "Cube", "selected": ["Cube"]});
+        info["selected_count"] = json!(1);
+        info["matched"] = json!(3);
+        info["offset"] = json!(0);
+        info["truncated_by_size"] = json!(false);
+        info["next_offset"] = Value::Null;
+        info["state"] = state;
+        (
+            Arc::new(String::new()),
+            format!("<<bsm:{nonce}>>{info}<</bsm:{nonce}>>"),
+        )
+    } else {
+        (Arc::new(String::new()), String::new())
     };
     // {"status": "success", "result": {"executed": true, "result": "<stdout><tail>"}}: the
     // stdout is 'x's and newlines, so escaping it is writing each newline as \n.
