@@ -25,7 +25,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_blender-session-mcp");
 
 async fn server(args: &[&str]) -> Client {
     let cmd = tokio::process::Command::new(BIN).configure(|c| {
-        c.args(args);
+        // Each test's server on a store of its own (memory), never the user's default file.
+        c.args(args).env("BSM_STORE", "memory");
     });
     let (transport, _stderr) = TokioChildProcess::builder(cmd)
         .stderr(Stdio::null())
