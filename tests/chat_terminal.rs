@@ -21,11 +21,13 @@ async fn chat_at_terminal(fake: &FakeAddon, mock: &MockLlm, answers: &str) -> Ch
         .write_all(answers.as_bytes())
         .expect("type the answers");
     let port = fake.port.to_string();
+    let store = support::TempStore::new();
     let child = tokio::process::Command::new(BIN)
         .args(["chat", "--blender-port", &port, "--ollama-url", &mock.url])
         .args(["--model", TOOL_MODEL, "do the thing"])
         .env_remove("OLLAMA_HOST")
         .env_remove("RUST_LOG")
+        .env("BSM_STORE_PATH", &store.path)
         .stdin(Stdio::from(pty.slave))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -124,6 +126,7 @@ async fn sigterm_while_the_model_works_ends_the_chat_and_closes_its_session() {
     let port = fake.port.to_string();
     let dir = tempfile::tempdir().unwrap();
     let transcript = dir.path().join("t.jsonl");
+    let store = support::TempStore::new();
     let child = tokio::process::Command::new(BIN)
         .args([
             "chat",
@@ -136,6 +139,7 @@ async fn sigterm_while_the_model_works_ends_the_chat_and_closes_its_session() {
         .args(["--model", TOOL_MODEL, "hello", "--transcript"])
         .arg(&transcript)
         .env_remove("OLLAMA_HOST")
+        .env("BSM_STORE_PATH", &store.path)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -26,6 +26,7 @@ async fn the_official_python_sdk_lists_and_calls_tools() {
         return;
     }
     let fake = FakeAddon::start().await;
+    let store = support::TempStore::new();
     let script =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop/python_sdk_client.py");
     let out = tokio::time::timeout(
@@ -34,6 +35,7 @@ async fn the_official_python_sdk_lists_and_calls_tools() {
             .arg(script)
             .arg(env!("CARGO_BIN_EXE_blender-session-mcp"))
             .arg(fake.port.to_string())
+            .arg(&store.path)
             .output(),
     )
     .await

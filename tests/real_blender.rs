@@ -23,16 +23,39 @@ use support::{Client, call, closed_port, ok, structured, text};
 
 const BIN: &str = env!("CARGO_BIN_EXE_blender-session-mcp");
 
-async fn server(args: &[&str]) -> Client {
+/// A spawned server's client and the server's own store file (the default kind, SQLite, in
+/// a temporary directory: never the user's default file), deleted when this is dropped.
+struct Served {
+    client: Client,
+    _store: support::TempStore,
+}
+
+impl std::ops::Deref for Served {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
+impl Served {
+    async fn cancel(self) -> Result<rmcp::service::QuitReason, tokio::task::JoinError> {
+        self.client.cancel().await
+    }
+}
+
+async fn server(args: &[&str]) -> Served {
+    let store = support::TempStore::new();
     let cmd = tokio::process::Command::new(BIN).configure(|c| {
-        // Each test's server on a store of its own (memory), never the user's default file.
-        c.args(args).env("BSM_STORE", "memory");
+        c.args(args).env("BSM_STORE_PATH", &store.path);
     });
     let (transport, _stderr) = TokioChildProcess::builder(cmd)
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn the server");
-    ().serve(transport).await.expect("initialize")
+    Served {
+        client: ().serve(transport).await.expect("initialize"),
+        _store: store,
+    }
 }
 
 /// Wait until Blender reports `expected` open connections (a probe connection that was just

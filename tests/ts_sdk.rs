@@ -36,6 +36,7 @@ async fn the_official_typescript_sdk_drives_every_feature() {
         return;
     }
     let fake = FakeAddon::start().await;
+    let store = support::TempStore::new();
     let script = support::node::ts_dir().join("client.mjs");
     let out = tokio::time::timeout(
         CLIENT_TIMEOUT,
@@ -43,6 +44,7 @@ async fn the_official_typescript_sdk_drives_every_feature() {
             .arg(script)
             .arg(support::BIN)
             .arg(fake.port.to_string())
+            .arg(&store.path)
             .kill_on_drop(true)
             .output(),
     )

@@ -254,7 +254,10 @@ impl Registry {
             if busy {
                 continue;
             }
-            match store.close(&id, CloseReason::Idle, now).await {
+            match store
+                .close_idle(&id, now - timeout.as_secs_f64(), now)
+                .await
+            {
                 Ok(Some(_)) => {
                     let live = self.live().remove(id.as_str());
                     if let Some(live) = live {
@@ -262,7 +265,15 @@ impl Registry {
                     }
                     ids.push(id);
                 }
-                Ok(None) => self.closed_elsewhere(&id).await,
+                // Closed elsewhere, or busy again since it was listed: drop the live part
+                // only when the store says closed.
+                Ok(None) => {
+                    if let Ok(Some(s)) = store.get(&id).await
+                        && s.status == Status::Closed
+                    {
+                        self.closed_elsewhere(&id).await;
+                    }
+                }
                 Err(e) => tracing::warn!("idle cleanup: {e}"),
             }
         }

@@ -277,10 +277,28 @@ pub async fn check(store: &dyn SessionStore) {
         store.list_idle(4.0, 5.0).await.expect("idle").is_empty(),
         "a leased session is busy"
     );
-    let closed = store
-        .close("n1", CloseReason::Idle, 41.0)
-        .await
-        .expect("close");
+    // The close of idle cleanup re-checks idleness in its own atomic step.
+    assert!(
+        store
+            .close_idle("n1", 4.0, 5.0)
+            .await
+            .expect("close")
+            .is_none(),
+        "a leased session is not closed as idle"
+    );
+    assert!(
+        store
+            .close_idle("a", 4.0, 40.0)
+            .await
+            .expect("close")
+            .is_none(),
+        "a session active since the list is not closed as idle"
+    );
+    assert_eq!(
+        store.get("a").await.expect("get").map(|s| s.status),
+        Some(Status::Open)
+    );
+    let closed = store.close_idle("n1", 4.0, 41.0).await.expect("close");
     assert_eq!(closed.map(|s| s.status), Some(Status::Closed));
     assert!(
         store

@@ -251,6 +251,26 @@ impl SessionStore for MemoryStore {
         Ok(Some(k.session.clone()))
     }
 
+    async fn close_idle(
+        &self,
+        id: &str,
+        idle_before: f64,
+        now: f64,
+    ) -> StoreResult<Option<StoredSession>> {
+        let mut map = self.map();
+        let Some(k) = map.get_mut(id).filter(|k| {
+            k.session.status == Status::Open
+                && k.session.last_activity <= idle_before
+                && k.session.lease.as_ref().is_none_or(|l| l.until <= now)
+        }) else {
+            return Ok(None);
+        };
+        k.session.status = Status::Closed;
+        k.session.closed = Some((now, CloseReason::Idle));
+        k.session.lease = None;
+        Ok(Some(k.session.clone()))
+    }
+
     async fn list_idle(&self, idle_before: f64, now: f64) -> StoreResult<Vec<String>> {
         Ok(self
             .map()

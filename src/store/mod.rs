@@ -308,6 +308,17 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
         now: f64,
     ) -> StoreResult<Option<StoredSession>>;
 
+    /// [`SessionStore::close`] with reason idle, only if the session is still idle: open,
+    /// last active at or before `idle_before`, its lease free or expired at `now`, checked
+    /// in the same atomic step as the close (a command begun since the session was listed
+    /// idle, here or in another process, keeps it open).
+    async fn close_idle(
+        &self,
+        id: &str,
+        idle_before: f64,
+        now: f64,
+    ) -> StoreResult<Option<StoredSession>>;
+
     /// Ids of open sessions whose last activity is at or before `idle_before` and whose
     /// lease is free or expired at `now`.
     async fn list_idle(&self, idle_before: f64, now: f64) -> StoreResult<Vec<String>>;

@@ -20,8 +20,11 @@ def attr(obj, snake, camel):
     return getattr(obj, snake) if hasattr(obj, snake) else getattr(obj, camel)
 
 
-async def main(binary, port):
-    params = StdioServerParameters(command=binary, args=["--blender-port", port])
+async def main(binary, port, store):
+    # The server on the store file the test gave (never the user's default one).
+    params = StdioServerParameters(
+        command=binary, args=["--blender-port", port, "--store-path", store]
+    )
     logs = []
 
     async def on_log(params):
@@ -91,4 +94,6 @@ async def main(binary, port):
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main(sys.argv[1], sys.argv[2])))
+    if len(sys.argv) != 4:
+        sys.exit("usage: python_sdk_client.py BINARY BLENDER_PORT STORE_PATH")
+    sys.exit(asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3])))

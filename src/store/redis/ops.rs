@@ -350,19 +350,17 @@ impl SessionStore for RedisStore {
         reason: CloseReason,
         now: f64,
     ) -> StoreResult<Option<StoredSession>> {
-        let k = &self.keys;
-        let keys = [k.session(id), k.open(), k.closed(), k.names()];
-        let flat: Vec<String> = self
-            .run("closing a session", |mut con| {
-                let mut inv = self.scripts.close.prepare_invoke();
-                inv.key(&keys[..])
-                    .arg(id)
-                    .arg(now.to_string())
-                    .arg(record::reason_name(reason));
-                async move { inv.invoke_async(&mut con).await }
-            })
-            .await?;
-        from_flat(flat).map_err(|e| self.corrupt("session record", e))
+        self.close_where(id, reason, now, None).await
+    }
+
+    async fn close_idle(
+        &self,
+        id: &str,
+        idle_before: f64,
+        now: f64,
+    ) -> StoreResult<Option<StoredSession>> {
+        self.close_where(id, CloseReason::Idle, now, Some(idle_before))
+            .await
     }
 
     async fn list_idle(&self, idle_before: f64, now: f64) -> StoreResult<Vec<String>> {
@@ -447,5 +445,34 @@ impl SessionStore for RedisStore {
             closed: all.saturating_sub(open),
             writable,
         })
+    }
+}
+
+impl RedisStore {
+    /// Close `id` if open (and, with `idle_before`, still idle), in one script: of two
+    /// processes, one closes it.
+    async fn close_where(
+        &self,
+        id: &str,
+        reason: CloseReason,
+        now: f64,
+        idle_before: Option<f64>,
+    ) -> StoreResult<Option<StoredSession>> {
+        let k = &self.keys;
+        let keys = [k.session(id), k.open(), k.closed(), k.names()];
+        let flat: Vec<String> = self
+            .run("closing a session", |mut con| {
+                let mut inv = self.scripts.close.prepare_invoke();
+                inv.key(&keys[..])
+                    .arg(id)
+                    .arg(now.to_string())
+                    .arg(record::reason_name(reason));
+                if let Some(before) = idle_before {
+                    inv.arg(before.to_string());
+                }
+                async move { inv.invoke_async(&mut con).await }
+            })
+            .await?;
+        from_flat(flat).map_err(|e| self.corrupt("session record", e))
     }
 }

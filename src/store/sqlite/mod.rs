@@ -13,6 +13,7 @@
 
 mod ops;
 pub mod schema;
+mod upkeep;
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;

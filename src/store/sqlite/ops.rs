@@ -10,9 +10,9 @@ use crate::session::events::CloseReason;
 use crate::session::{HistoryEntry, Outcome};
 
 use super::super::{
-    BeginCommand, Begun, Created, FinishCommand, HistoryPage, HolderGone, INTERRUPTED_MESSAGE,
-    Lease, NewSession, SessionStore, StateBlob, Status, StoreError, StoreLocation, StoreResult,
-    StoreStats, StoredSession,
+    BeginCommand, Begun, Created, FinishCommand, HistoryPage, HolderGone, Lease, NewSession,
+    SessionStore, StateBlob, Status, StoreError, StoreLocation, StoreResult, StoreStats,
+    StoredSession,
 };
 use super::{Db, SqliteStore, map_error};
 
@@ -20,7 +20,7 @@ const COLUMNS: &str = "id, name, owner, host, port, created_at, last_activity, s
      closed_at, close_reason, state, state_version, last_command, last_result, command_count, \
      history_kept, lease_holder, lease_until";
 
-fn reason_str(r: CloseReason) -> &'static str {
+pub(super) fn reason_str(r: CloseReason) -> &'static str {
     match r {
         CloseReason::Closed => "closed",
         CloseReason::Idle => "idle",
@@ -72,7 +72,7 @@ fn session_of(row: &Row<'_>) -> rusqlite::Result<StoredSession> {
     })
 }
 
-fn encode(store: &StoreLocation, entry: &HistoryEntry) -> StoreResult<String> {
+pub(super) fn encode(store: &StoreLocation, entry: &HistoryEntry) -> StoreResult<String> {
     serde_json::to_string(entry).map_err(|e| StoreError::Failed {
         store: store.clone(),
         what: "encoding a history entry",
@@ -80,7 +80,7 @@ fn encode(store: &StoreLocation, entry: &HistoryEntry) -> StoreResult<String> {
     })
 }
 
-fn decode(store: &StoreLocation, text: &str) -> StoreResult<HistoryEntry> {
+pub(super) fn decode(store: &StoreLocation, text: &str) -> StoreResult<HistoryEntry> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
         store: store.clone(),
         what: "history entry",
@@ -88,17 +88,19 @@ fn decode(store: &StoreLocation, text: &str) -> StoreResult<HistoryEntry> {
     })
 }
 
-/// Where an entry is appended: the session, its counts now, the holder of a running entry.
+/// Where an entry is appended: the session, its counts now, the holder of a running entry
+/// and the lease it takes (set in the same row update as the counts).
 struct Append<'a> {
     id: &'a str,
     count: u64,
     kept: u64,
     holder: Option<&'a str>,
+    lease_until: Option<f64>,
     now: f64,
 }
 
 impl Db {
-    fn get(&self, id: &str) -> rusqlite::Result<Option<StoredSession>> {
+    pub(super) fn get(&self, id: &str) -> rusqlite::Result<Option<StoredSession>> {
         let sql = format!("SELECT {COLUMNS} FROM sessions WHERE id = ?1");
         self.conn
             .prepare_cached(&sql)?
@@ -120,6 +122,7 @@ impl Db {
             count,
             kept,
             holder,
+            lease_until,
             now,
         } = at;
         let fail = |e| map_error(store, "writing a history entry", e);
@@ -142,10 +145,17 @@ impl Db {
                 kept = kept.saturating_sub(gone as u64);
             }
         }
-        tx.prepare_cached(
-            "UPDATE sessions SET command_count = ?2, history_kept = ?3, last_activity = ?4 WHERE id = ?1",
-        )
-        .and_then(|mut s| s.execute(params![id, seq as i64, kept as i64, now]))
+        match lease_until {
+            Some(until) => tx.prepare_cached(
+                "UPDATE sessions SET command_count = ?2, history_kept = ?3, last_activity = ?4,
+                   lease_holder = ?5, lease_until = ?6 WHERE id = ?1",
+            )
+            .and_then(|mut s| s.execute(params![id, seq as i64, kept as i64, now, holder, until])),
+            None => tx.prepare_cached(
+                "UPDATE sessions SET command_count = ?2, history_kept = ?3, last_activity = ?4 WHERE id = ?1",
+            )
+            .and_then(|mut s| s.execute(params![id, seq as i64, kept as i64, now])),
+        }
         .map_err(fail)?;
         Ok(seq)
     }
@@ -269,9 +279,6 @@ impl SessionStore for SqliteStore {
             {
                 return Ok(Begun::Leased(Lease { holder, until }));
             }
-            tx.prepare_cached("UPDATE sessions SET lease_holder = ?2, lease_until = ?3 WHERE id = ?1")
-                .and_then(|mut s| s.execute(params![id, begin.holder, begin.lease_until]))
-                .map_err(fail)?;
             let mut entry = begin.entry;
             entry.outcome = Outcome::Running;
             let at = Append {
@@ -279,6 +286,7 @@ impl SessionStore for SqliteStore {
                 count: count.max(0) as u64,
                 kept: kept.max(0) as u64,
                 holder: Some(&begin.holder),
+                lease_until: Some(begin.lease_until),
                 now: begin.now,
             };
             let seq = Db::append(&tx, &db.store, db.history_limit, at, &mut entry)?;
@@ -334,23 +342,20 @@ impl SessionStore for SqliteStore {
             )
             .and_then(|mut s| s.execute(params![id, finish.seq as i64, entry.outcome.as_str(), text]))
             .map_err(fail)?;
+            // One row update: the state (and its version) only when it changed.
+            let state = finish.state.as_deref();
             tx.prepare_cached(
                 "UPDATE sessions SET last_activity = ?2, last_command = ?3, last_result = ?4,
                    lease_holder = CASE WHEN lease_holder = ?5 THEN NULL ELSE lease_holder END,
-                   lease_until = CASE WHEN lease_holder = ?5 THEN NULL ELSE lease_until END
+                   lease_until = CASE WHEN lease_holder = ?5 THEN NULL ELSE lease_until END,
+                   state = COALESCE(?6, state),
+                   state_version = state_version + (?6 IS NOT NULL)
                  WHERE id = ?1",
             )
             .and_then(|mut s| {
-                s.execute(params![id, finish.now, finish.last_command, result, finish.holder])
+                s.execute(params![id, finish.now, finish.last_command, result, finish.holder, state])
             })
             .map_err(fail)?;
-            if let Some(state) = finish.state {
-                tx.prepare_cached(
-                    "UPDATE sessions SET state = ?2, state_version = state_version + 1 WHERE id = ?1",
-                )
-                .and_then(|mut s| s.execute(params![id, &*state]))
-                .map_err(fail)?;
-            }
             tx.commit().map_err(fail)
         })
         .await
@@ -387,6 +392,7 @@ impl SessionStore for SqliteStore {
                 count: count.max(0) as u64,
                 kept: kept.max(0) as u64,
                 holder: None,
+                lease_until: None,
                 now,
             };
             let seq = Db::append(&tx, &db.store, db.history_limit, at, &mut entry)?;
@@ -459,153 +465,32 @@ impl SessionStore for SqliteStore {
         reason: CloseReason,
         now: f64,
     ) -> StoreResult<Option<StoredSession>> {
-        let id = id.to_owned();
-        self.call("closing a session", move |db| {
-            let fail = |e| map_error(&db.store, "closing a session", e);
-            // The conditional update is the once-only step: of two processes, one changes
-            // the row.
-            let changed = db
-                .conn
-                .prepare_cached(
-                    "UPDATE sessions SET status = 'closed', closed_at = ?2, close_reason = ?3,
-                       lease_holder = NULL, lease_until = NULL
-                     WHERE id = ?1 AND status = 'open'",
-                )
-                .and_then(|mut s| s.execute(params![id, now, reason_str(reason)]))
-                .map_err(fail)?;
-            if changed == 0 {
-                return Ok(None);
-            }
-            db.get(&id).map_err(fail)
-        })
-        .await
+        self.close_where(id, reason, now, None).await
+    }
+
+    async fn close_idle(
+        &self,
+        id: &str,
+        idle_before: f64,
+        now: f64,
+    ) -> StoreResult<Option<StoredSession>> {
+        self.close_where(id, CloseReason::Idle, now, Some(idle_before))
+            .await
     }
 
     async fn list_idle(&self, idle_before: f64, now: f64) -> StoreResult<Vec<String>> {
-        self.call("listing idle sessions", move |db| {
-            let fail = |e| map_error(&db.store, "listing idle sessions", e);
-            let mut stmt = db
-                .conn
-                .prepare_cached(
-                    "SELECT id FROM sessions WHERE status = 'open' AND last_activity <= ?1
-                     AND (lease_until IS NULL OR lease_until <= ?2)",
-                )
-                .map_err(fail)?;
-            let ids = stmt
-                .query_map(params![idle_before, now], |r| r.get::<_, String>(0))
-                .map_err(fail)?
-                .collect::<rusqlite::Result<Vec<_>>>()
-                .map_err(fail)?;
-            Ok(ids)
-        })
-        .await
+        self.idle_ids(idle_before, now).await
     }
 
     async fn prune(&self, closed_before: f64) -> StoreResult<u64> {
-        self.call("pruning closed sessions", move |db| {
-            db.conn
-                .prepare_cached("DELETE FROM sessions WHERE status = 'closed' AND closed_at <= ?1")
-                .and_then(|mut s| s.execute([closed_before]))
-                .map(|n| n as u64)
-                .map_err(|e| map_error(&db.store, "pruning closed sessions", e))
-        })
-        .await
+        self.prune_closed(closed_before).await
     }
 
     async fn recover(&self, id: Option<&str>, now: f64, gone: &HolderGone) -> StoreResult<u64> {
-        // Which holders are gone is asked here, on the caller's side, from the leases and
-        // running entries read first: `gone` is not 'static.
-        let id_owned = id.map(str::to_owned);
-        let holders = self
-            .call("recovering interrupted commands", move |db| {
-                let fail = |e| map_error(&db.store, "recovering interrupted commands", e);
-                let mut stmt = db
-                    .conn
-                    .prepare_cached(
-                        "SELECT lease_holder FROM sessions WHERE lease_holder IS NOT NULL AND (?1 IS NULL OR id = ?1)
-                         UNION SELECT holder FROM history WHERE outcome = 'running' AND holder IS NOT NULL
-                           AND (?1 IS NULL OR session_id = ?1)",
-                    )
-                    .map_err(fail)?;
-                let holders = stmt
-                    .query_map([&id_owned], |r| r.get::<_, String>(0))
-                    .map_err(fail)?
-                    .collect::<rusqlite::Result<Vec<_>>>()
-                    .map_err(fail)?;
-                Ok(holders)
-            })
-            .await?;
-        let dead: Vec<String> = holders.into_iter().filter(|h| gone(h)).collect();
-        let id = id.map(str::to_owned);
-        self.call("recovering interrupted commands", move |db| {
-            let fail = |e| map_error(&db.store, "recovering interrupted commands", e);
-            let tx = db
-                .conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(fail)?;
-            for holder in &dead {
-                tx.prepare_cached(
-                    "UPDATE sessions SET lease_holder = NULL, lease_until = NULL WHERE lease_holder = ?1",
-                )
-                .and_then(|mut s| s.execute([holder]))
-                .map_err(fail)?;
-            }
-            let stale: Vec<(String, i64, String)> = {
-                let mut stmt = tx
-                    .prepare_cached(
-                        "SELECT h.session_id, h.seq, h.entry FROM history h JOIN sessions s ON s.id = h.session_id
-                         WHERE h.outcome = 'running' AND (?1 IS NULL OR h.session_id = ?1)
-                           AND (h.holder IS NULL OR s.lease_holder IS NULL OR s.lease_holder != h.holder
-                                OR s.lease_until <= ?2)",
-                    )
-                    .map_err(fail)?;
-                stmt.query_map(params![id, now], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                    .map_err(fail)?
-                    .collect::<rusqlite::Result<Vec<_>>>()
-                    .map_err(fail)?
-            };
-            for (session, seq, text) in &stale {
-                let mut entry = decode(&db.store, text)?;
-                entry.outcome = Outcome::Interrupted;
-                entry.message = Some(INTERRUPTED_MESSAGE.into());
-                let text = encode(&db.store, &entry)?;
-                tx.prepare_cached(
-                    "UPDATE history SET outcome = 'interrupted', holder = NULL, entry = ?3
-                     WHERE session_id = ?1 AND seq = ?2",
-                )
-                .and_then(|mut s| s.execute(params![session, seq, text]))
-                .map_err(fail)?;
-            }
-            tx.commit().map_err(fail)?;
-            Ok(stale.len() as u64)
-        })
-        .await
+        self.recover_running(id, now, gone).await
     }
 
     async fn stats(&self) -> StoreResult<StoreStats> {
-        self.call("counting sessions", move |db| {
-            let fail = |e| map_error(&db.store, "counting sessions", e);
-            let (open, closed) = db
-                .conn
-                .prepare_cached(
-                    "SELECT count(*) FILTER (WHERE status = 'open'), count(*) FILTER (WHERE status = 'closed') FROM sessions",
-                )
-                .and_then(|mut s| s.query_row([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))))
-                .map_err(fail)?;
-            // A write that changes nothing: it still needs the write lock and a writable file.
-            let writable = db
-                .conn
-                .execute_batch("BEGIN IMMEDIATE; UPDATE sessions SET id = id WHERE 0; COMMIT;")
-                .is_ok();
-            if !writable {
-                let _ = db.conn.execute_batch("ROLLBACK");
-            }
-            Ok(StoreStats {
-                open: open.max(0) as u64,
-                closed: closed.max(0) as u64,
-                writable,
-            })
-        })
-        .await
+        self.count_sessions().await
     }
 }

@@ -40,9 +40,9 @@ const HISTORY_TEMPLATE = "blender://sessions/{session_id}/history";
 const PROMPTS = ["inspect_scene", "build_from_description", "explain_last_error"];
 const NOTIFICATION_WAIT_MS = 5000;
 
-const [binary, port] = process.argv.slice(2);
-if (!binary || !port) {
-  process.stderr.write("usage: node client.mjs BINARY BLENDER_PORT\n");
+const [binary, port, storePath] = process.argv.slice(2);
+if (!binary || !port || !storePath) {
+  process.stderr.write("usage: node client.mjs BINARY BLENDER_PORT STORE_PATH\n");
   process.exit(2);
 }
 
@@ -300,7 +300,8 @@ async function checkLongCall(client) {
 async function main() {
   const transport = new StdioClientTransport({
     command: binary,
-    args: ["serve", "--blender-port", String(port)],
+    // The server on the store file the test gave (never the user's default one).
+    args: ["serve", "--blender-port", String(port), "--store-path", storePath],
     stderr: "inherit",
   });
   const client = new Client(

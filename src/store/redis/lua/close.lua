@@ -1,10 +1,21 @@
 -- Close an open session, exactly once whoever else closes it at the same time: the record
 -- says closed, when and why, its lease and its name are freed.
 -- KEYS: 1 session:{id}  2 open  3 closed  4 names
--- ARGV: 1 id  2 now  3 reason
--- Returns the closed record (field, value, ...), or an empty list when it was not open.
+-- ARGV: 1 id  2 now  3 reason  [4 idle_before: close only if still idle, i.e. last active
+--       at or before it and its lease free or expired at `now`]
+-- Returns the closed record (field, value, ...), or an empty list when it was not open (or
+-- not idle any more).
 if redis.call('HGET', KEYS[1], 'status') ~= 'open' then
   return {}
+end
+if ARGV[4] then
+  local s = redis.call('HMGET', KEYS[1], 'last_activity', 'lease_holder', 'lease_until')
+  if tonumber(s[1]) > tonumber(ARGV[4]) then
+    return {}
+  end
+  if s[2] and tonumber(s[3]) > tonumber(ARGV[2]) then
+    return {}
+  end
 end
 redis.call('HSET', KEYS[1], 'status', 'closed', 'closed_at', ARGV[2], 'close_reason', ARGV[3])
 redis.call('HDEL', KEYS[1], 'lease_holder', 'lease_until')
