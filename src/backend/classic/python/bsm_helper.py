@@ -11,25 +11,32 @@
 # exception and the full traceback, and writes its machine-readable answer between two
 # nonce markers the server strips.
 #
-# The change journal (State below) makes state tracking cost O(changes). Blender reports
-# changes through `depsgraph_update_post`, which fires only when the depsgraph is evaluated:
-# in the GUI the window manager does it on redraw, in background mode nothing does, so
-# sync() calls view_layer.update() after the user's code. Measured at 50 003 objects (one
-# mesh shared, 2 busy cores; Blender 3.4.1 / bpy 5.3.0), what that update costs:
-#   nothing changed ...................... 0.003 ms / 0.004 ms (the handler is not called)
-#   one object moved or renamed .......... 0.3-0.4 s / 0.4-0.6 s (Blender's own evaluation)
-#   selection or active changed .......... 4.7-5.4 s / 1.3-1.5 s
-#   one object added or removed .......... 12-15 s / 9-12 s (5.x lists every object)
-# The evaluation is work the GUI's redraw does anyway (and after it evaluated data such as
-# matrix_world is current in background mode too); what this module adds on top:
-#   nothing changed: the handler is not called; sync() reads the active object (O(1)): tens
-#     of microseconds per call whatever the scene size (see run()).
-#   move / rename: the handler names the object; a rename is found by its pointer in `names`
-#     (pointer -> name): O(objects touched).
-#   selection: the update lists only the Scene; the selection is re-read then and only then
+# The change journal (State below) makes state tracking cost O(changes), and it never makes
+# Blender evaluate its depsgraph. Two sources, both O(1) when nothing changed:
+#   - the depsgraph's own "updated since the last evaluation" flags per datablock type
+#     (Depsgraph.id_type_updated: OBJECT, COLLECTION, SCENE), read after the user's code
+#     without evaluating anything (4-10 us each, Blender 3.4.1 and bpy 5.3.0);
+#   - `depsgraph_update_post`, which fires when something does evaluate (the GUI's redraw,
+#     an operator, a render, the user's own view_layer.update()) and names what changed,
+#     before the evaluation clears those flags.
+# Forcing the evaluation instead (view_layer.update() after each command) was measured at
+# 50 003 objects (one mesh shared; Blender 3.4.1 / bpy 5.3.0): nothing changed 0.003 ms,
+# one object moved or renamed 0.2-0.6 s, selection changed 1.3-5.4 s, one object added or
+# removed 9-15 s (5.x lists every object). So, after the user's code:
+#   nothing changed (no flag, no handler call): the active object is read (O(1)): tens of
+#     microseconds per call whatever the scene size (see run()).
+#   a handler named objects (move / rename seen by an evaluation): a rename is found by its
+#     pointer in `names` (pointer -> name): O(objects touched).
+#   SCENE flag or a Scene update (selection, active): the selection is re-read
 #     (view_layer.objects.selected: 0.003-0.16 ms at 50 000 objects, a C walk).
-#   add / remove / link / unlink: the update lists a Collection; then the scene's objects
-#     are walked once ({pointer: name}: 60-67 ms at 50 000) and diffed with the last walk.
+#   OBJECT or COLLECTION flag with no evaluation since (a rename, move, add, remove or link
+#     made by plain bpy.data code, here or through another connection): the scene's names
+#     are listed in C (scene.objects.keys(): 8-17 ms at 50 000) and compared with the model;
+#     only when they differ are the objects walked ({pointer: name}: 60-67 ms) and diffed,
+#     renames paired by pointer. The flags stay set until something evaluates the depsgraph,
+#     so in background mode that name listing is paid by each command after such a change
+#     until then (an operator call or view_layer.update() in the user's code clears it).
+#   a handler saw a Collection update: the same name comparison, then a walk if they differ.
 # Each change is one journal entry ("+", name) / ("-", name) / ("~", old, new); a session
 # sends its cursor (epoch, seq) and gets the entries after it in order, or the full state
 # when the cursor is lost (another epoch: Blender restarted or the helper was reinstalled;
@@ -126,7 +133,8 @@ def install():
 
 
 def _walk(scene):
-    """Diff the scene's objects with the last walk by name; rebuild the pointer map."""
+    """Diff the scene's objects with the last walk (a name that left and one that came
+    under the same pointer is a rename); rebuild the pointer map."""
     names, objects, kinds, by_type = {}, {}, {}, {}
     for obj in scene.objects:
         ptr = obj.as_pointer()
@@ -137,9 +145,20 @@ def _walk(scene):
     S.types, S.by_type = kinds, by_type
     now = set(names.values())
     if S.walked:
-        for name in S.name_set - now:
+        gone = S.name_set - now
+        came = now - S.name_set
+        if gone and came:
+            old = S.names
+            for ptr, name in names.items():
+                if name in came:
+                    was = old.get(ptr)
+                    if was is not None and was in gone:
+                        S.push(("~", was, name))
+                        gone.discard(was)
+                        came.discard(name)
+        for name in gone:
             S.push(("-", name))
-        for name in now - S.name_set:
+        for name in came:
             S.push(("+", name))
     else:
         S.walked = True
@@ -174,6 +193,20 @@ def _read_selection(view_layer, active):
         S.sel_seq = S.seq
 
 
+_FLAGS = ("OBJECT", "COLLECTION", "SCENE")
+
+
+def _flags(view_layer):
+    """(objects, collections, scene) changed since the depsgraph's last evaluation, read
+    without evaluating it. A Blender without the flags evaluates (the handler reports)."""
+    try:
+        updated = view_layer.depsgraph.id_type_updated
+        return tuple(updated(t) for t in _FLAGS)
+    except (AttributeError, TypeError):
+        view_layer.update()
+        return (False, False, False)
+
+
 def sync():
     """Bring the journal up to date with the scene."""
     scene = bpy.context.scene
@@ -181,21 +214,23 @@ def sync():
     if scene.as_pointer() != S.scene_ptr:
         S.scene_ptr = scene.as_pointer()
         S.rescan = True
-    view_layer.update()
-    walked = S.rescan or S.collections_dirty
-    if walked:
-        S.touched.clear()
+    objects_flag, collections_flag, scene_flag = _flags(view_layer)
+    walked = False
+    if not S.rescan and S.touched:
+        _renames()  # objects a handler named: renames by pointer (may ask for a rescan)
+    S.touched.clear()
+    if S.rescan:
         _walk(scene)
-    elif S.touched:
-        _renames()
-        if S.rescan:
-            S.touched.clear()
+        walked = True
+    elif S.collections_dirty or objects_flag or collections_flag:
+        # Objects or collections changed (seen by a handler or only flagged): compare the
+        # names (a C listing) with the model before walking the objects.
+        if scene.objects.keys() != list(S.names.values()):
             _walk(scene)
             walked = True
-    S.touched.clear()
     active_obj = view_layer.objects.active
     active = active_obj.name if active_obj is not None else None
-    if walked or S.scene_dirty or active != S.active:
+    if walked or S.scene_dirty or scene_flag or active != S.active:
         _read_selection(view_layer, active)
     S.rescan = S.collections_dirty = S.scene_dirty = False
 
@@ -292,13 +327,24 @@ def scene(nonce, query_json, track, epoch, seq):
         # the page's objects are read (their location).
         pool = ((p, n, S.types.get(p), None) for p, n in S.names.items())
     match = re.compile(fnmatch.translate(pattern)).match if pattern is not None else None
+    if match is not None and coll_name is None:
+        # A name filter over the model: one comprehension over the names (not a generator
+        # of tuples per object), then the type filter on the hits only.
+        types = S.types
+        pool = [(p, n, types.get(p), None) for p, n in S.names.items() if match(n)]
+        match = None
+        known = None
+        if kind is None:
+            known = len(pool)
     # Without a name or collection filter the count is known: stop once the page is full.
-    known = None
-    if match is None and coll_name is None:
+    elif pattern is None and coll_name is None:
         known = len(S.names) if kind is None else S.by_type.get(kind, 0)
+    # (a known count also lets the loop below stop once the page is full)
+    else:
+        known = None
     budget = max_bytes - len(json.dumps(summary)) - 512
     page, matched, used, cut = [], 0, 0, False
-    if known is not None and kind is None:
+    if pattern is None and coll_name is None and kind is None:
         # No filter at all: skip to the offset in C (a page at offset 40 000 of 50 000
         # costs what the first page does).
         pool = ((p, n, S.types.get(p), None)
