@@ -122,6 +122,12 @@ fn main() {
         return;
     }
     let scale = Scale::from_env();
+    // Every server this bench spawns stores its sessions in a temporary SQLite file (the
+    // default store kind), never the user's own; the directory goes when the bench ends.
+    let stores = tempfile::tempdir().expect("a temporary directory");
+    // SAFETY: set before the runtime (or any other thread) starts: nothing reads the
+    // environment concurrently.
+    unsafe { std::env::set_var("BSM_STORE_PATH", stores.path().join("sessions.db")) };
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let started = Instant::now();
     let (table, side) = rt.block_on(bench(scale));
@@ -137,4 +143,5 @@ fn main() {
         table.print();
     }
     print!("{side}");
+    drop(stores);
 }

@@ -84,9 +84,12 @@ struct Servers {
     peer: Option<RpcServer>,
 }
 
-fn ours(port: u16, track: bool) -> tokio::process::Command {
+/// Ours on the default store kind (an SQLite file) at `store`, never the user's own file.
+fn ours(port: u16, track: bool, store: &std::path::Path) -> tokio::process::Command {
     let mut c = tokio::process::Command::new(BIN);
     c.args(["serve", "--blender-port", &port.to_string()])
+        .arg("--store-path")
+        .arg(store)
         .args(["--max-reply-bytes", "512MiB"])
         .env("RUST_LOG", "warn");
     if !track {
@@ -162,9 +165,14 @@ async fn run(scale: &SideScale) -> Result<String, String> {
         "  side by side: Blender {} serving {}",
         blender.version, blender.serving
     );
+    let stores = tempfile::tempdir().map_err(|e| format!("a temporary directory: {e}"))?;
     let mut servers = Servers {
-        tracked: RpcServer::start(ours(port, true)).await?.0,
-        untracked: RpcServer::start(ours(port, false)).await?.0,
+        tracked: RpcServer::start(ours(port, true, &stores.path().join("tracked.db")))
+            .await?
+            .0,
+        untracked: RpcServer::start(ours(port, false, &stores.path().join("untracked.db")))
+            .await?
+            .0,
         peer: match peer(port) {
             Some(cmd) => Some(RpcServer::start(cmd).await?.0),
             None => None,
@@ -205,12 +213,16 @@ async fn run(scale: &SideScale) -> Result<String, String> {
     if let Some(p) = servers.peer {
         p.stop().await;
     }
-    let cold = cold_starts(port, scale.spawns).await?;
+    let cold = cold_starts(port, scale.spawns, &stores.path().join("cold.db")).await?;
     Ok(render(scale, &blender, &built, &figures, &cold))
 }
 
 /// Spawn → `initialize` answered, for ours and the peer.
-async fn cold_starts(port: u16, spawns: usize) -> Result<BTreeMap<Driver, Figure>, String> {
+async fn cold_starts(
+    port: u16,
+    spawns: usize,
+    store: &std::path::Path,
+) -> Result<BTreeMap<Driver, Figure>, String> {
     let mut out = BTreeMap::new();
     for driver in [Driver::Tracked, Driver::Peer] {
         let mut samples = Vec::new();
@@ -220,7 +232,7 @@ async fn cold_starts(port: u16, spawns: usize) -> Result<BTreeMap<Driver, Figure
                     Some(cmd) => cmd,
                     None => break,
                 },
-                _ => ours(port, true),
+                _ => ours(port, true, store),
             };
             let (server, ready) = RpcServer::start(cmd).await?;
             samples.push(ready);
