@@ -54,6 +54,20 @@ pub struct SceneInfoParams {
     pub session_id: Option<String>,
 }
 
+/// Parameters of `list_sessions`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+pub struct ListSessionsParams {
+    /// Sessions to skip first (default 0): pass the previous answer's `next_offset` to get
+    /// the next page.
+    #[serde(default)]
+    #[schemars(extend("default" = 0))]
+    pub offset: Option<usize>,
+    /// Sessions to list at most (default 20).
+    #[serde(default)]
+    #[schemars(range(min = 0, max = 200), extend("default" = 20))]
+    pub limit: Option<usize>,
+}
+
 /// Parameters of `get_session_info`.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 pub struct SessionInfoParams {

@@ -12,13 +12,18 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::params::{
-    BlenderCommandParams, CreateSessionParams, ExecuteCodeParams, HistoryParams, ObjectInfoParams,
-    SceneInfoParams, ScreenshotParams, SessionInfoParams, SessionParams,
+    BlenderCommandParams, CreateSessionParams, ExecuteCodeParams, HistoryParams,
+    ListSessionsParams, ObjectInfoParams, SceneInfoParams, ScreenshotParams, SessionInfoParams,
+    SessionParams,
 };
 use super::progress::with_progress;
 use super::{BlenderServer, errors, names};
 use crate::backend::{SceneInfo, SceneQuery, Target};
 use crate::session::{Call, SessionError, SessionInfo};
+
+/// Sessions in one `list_sessions` page by default, and at most.
+const LIST_PAGE: usize = 20;
+const LIST_MAX: usize = 200;
 
 /// `get_scene_info`'s result: the scene and the session it was read in.
 #[derive(Debug, Serialize, schemars::JsonSchema)]
@@ -68,10 +73,15 @@ fn compact_result<T: Serialize>(value: &T) -> CallToolResult {
 /// `list_sessions`' result.
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct SessionList {
-    /// Every live session, oldest first.
+    /// One page of the open sessions, oldest first (each with a sample of its tracked
+    /// objects; get_session_info pages one session's objects).
     pub sessions: Vec<SessionInfo>,
-    /// How many there are.
+    /// How many sessions are open in all.
     pub count: usize,
+    /// Sessions skipped before this page.
+    pub offset: usize,
+    /// The offset of the next page, when there are more sessions.
+    pub next_offset: Option<usize>,
     /// This client's default session, once it has one.
     pub default_session: Option<String>,
 }
@@ -346,23 +356,31 @@ impl BlenderServer {
 
     /// List live sessions.
     #[tool(
-        description = "List every live session with its connection status, tracked state, command count and idle time.",
+        description = "List the open sessions, oldest first, one page at a time (20 by default; limit and offset, next_offset gives the next page): each with its connection status, a sample of its tracked state, command count and idle time.",
         annotations(
             title = "List sessions",
             read_only_hint = true,
             open_world_hint = false
         )
     )]
-    async fn list_sessions(&self) -> CallToolResult {
-        let sessions = self
-            .registry
-            .list_sessions()
-            .await
-            .map(|sessions| SessionList {
-                count: sessions.len(),
-                sessions,
-                default_session: self.default_session().clone(),
-            });
+    async fn list_sessions(&self, Parameters(p): Parameters<ListSessionsParams>) -> CallToolResult {
+        let offset = p.offset.unwrap_or(0);
+        let limit = p.limit.unwrap_or(LIST_PAGE).min(LIST_MAX);
+        let sessions =
+            self.registry
+                .list_sessions_page(offset, limit)
+                .await
+                .map(|(sessions, total)| {
+                    let total = usize::try_from(total).unwrap_or(usize::MAX);
+                    let next = offset.saturating_add(sessions.len());
+                    SessionList {
+                        count: total,
+                        offset,
+                        next_offset: (next < total && !sessions.is_empty()).then_some(next),
+                        sessions,
+                        default_session: self.default_session().clone(),
+                    }
+                });
         respond(sessions)
     }
 

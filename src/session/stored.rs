@@ -18,6 +18,9 @@ use super::registry::Registry;
 use super::store::{lock, state_blob};
 use super::tracked::OBJECTS_PAGE;
 
+/// Tracked objects shown per session in a page of `list_sessions`.
+pub const LIST_OBJECTS_SAMPLE: usize = 10;
+
 /// The state kept in a stored session, with its last command and result.
 pub(super) fn state_of(stored: &StoredSession) -> SessionState {
     let mut state: SessionState = stored
@@ -163,6 +166,23 @@ impl Registry {
     /// Info of every open session on the store (this process's or not), oldest first.
     pub async fn list_sessions(&self) -> Result<Vec<SessionInfo>, SessionError> {
         self.list_sessions_with(false).await
+    }
+
+    /// One page of the open sessions on the store (`limit` from `offset`, oldest first),
+    /// each with a sample of [`LIST_OBJECTS_SAMPLE`] tracked objects, and how many are open.
+    pub async fn list_sessions_page(
+        &self,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<SessionInfo>, u64), SessionError> {
+        let page = self.store().list_page(offset, limit).await?;
+        let live = self.live().clone();
+        let infos = page
+            .sessions
+            .iter()
+            .map(|s| self.info_page_from(s, live.get(s.id.as_str()), 0, LIST_OBJECTS_SAMPLE))
+            .collect();
+        Ok((infos, page.total))
     }
 
     /// [`Registry::list_sessions`], with the closed sessions not yet pruned when `closed`.

@@ -347,6 +347,18 @@ pub async fn check(store: &dyn SessionStore) {
         .collect();
     assert_eq!(open, ["a", "n3"], "oldest first");
     assert_eq!(store.list(true).await.expect("list").len(), 3);
+    // Pages of the open sessions, in the same order, the closed one (n1) skipped.
+    let page = |offset, limit| async move {
+        let p = store.list_page(offset, limit).await.expect("page");
+        (
+            p.total,
+            p.sessions.into_iter().map(|s| s.id).collect::<Vec<_>>(),
+        )
+    };
+    assert_eq!(page(0, 1).await, (2, vec!["a".to_owned()]));
+    assert_eq!(page(1, 5).await, (2, vec!["n3".to_owned()]));
+    assert_eq!(page(2, 5).await, (2, Vec::<String>::new()));
+    assert_eq!(page(0, 0).await, (2, Vec::<String>::new()));
     let stats = store.stats().await.expect("stats");
     assert_eq!((stats.open, stats.closed, stats.writable), (2, 1, true));
     let old = store

@@ -12,8 +12,8 @@ use crate::session::{HistoryEntry, Outcome};
 
 use super::{
     BeginCommand, Begun, Created, FinishCommand, HistoryPage, HolderGone, INTERRUPTED_MESSAGE,
-    Lease, NewSession, SessionStore, StateBlob, Status, StoreKind, StoreLocation, StoreResult,
-    StoreStats, StoredSession,
+    Lease, NewSession, SessionPage, SessionStore, StateBlob, Status, StoreKind, StoreLocation,
+    StoreResult, StoreStats, StoredSession,
 };
 
 /// One session: the record and its kept history (with the holder of each running entry).
@@ -104,6 +104,14 @@ impl SessionStore for MemoryStore {
             .values()
             .find(|k| k.session.status == Status::Open && k.session.name.as_deref() == Some(name))
             .map(|k| k.session.clone()))
+    }
+
+    async fn list_page(&self, offset: usize, limit: usize) -> StoreResult<SessionPage> {
+        let all = self.list(false).await?;
+        Ok(SessionPage {
+            total: all.len() as u64,
+            sessions: all.into_iter().skip(offset).take(limit).collect(),
+        })
     }
 
     async fn list(&self, closed: bool) -> StoreResult<Vec<StoredSession>> {

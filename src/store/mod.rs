@@ -230,6 +230,15 @@ pub struct HistoryPage {
     pub dropped: u64,
 }
 
+/// One page of the open sessions, oldest first, and how many there are.
+#[derive(Debug, Clone)]
+pub struct SessionPage {
+    /// The sessions from `offset`, at most `limit`.
+    pub sessions: Vec<StoredSession>,
+    /// Open sessions in the store.
+    pub total: u64,
+}
+
 /// What `check` and `sessions` report about a store.
 #[derive(Debug, Clone, Serialize)]
 pub struct StoreStats {
@@ -267,6 +276,11 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
 
     /// Every open session (and the closed ones not yet pruned when `closed`), oldest first.
     async fn list(&self, closed: bool) -> StoreResult<Vec<StoredSession>>;
+
+    /// The open sessions from `offset` (at most `limit`, oldest first, the order of
+    /// [`SessionStore::list`]) and how many are open: what `list_sessions` shows a model,
+    /// at a cost that grows with the page, not with the store.
+    async fn list_page(&self, offset: usize, limit: usize) -> StoreResult<SessionPage>;
 
     /// Take the session's lease for `holder` (free, expired, or already its own) and append
     /// the entry as `running` with the next sequence number, as one step; also the

@@ -10,7 +10,8 @@ use crate::session::events::CloseReason;
 use crate::session::{HistoryEntry, Outcome};
 use crate::store::{
     BeginCommand, Begun, Created, FinishCommand, HistoryPage, HolderGone, Lease, NewSession,
-    SessionStore, StateBlob, Status, StoreLocation, StoreResult, StoreStats, StoredSession,
+    SessionPage, SessionStore, StateBlob, Status, StoreLocation, StoreResult, StoreStats,
+    StoredSession,
 };
 
 use super::RedisStore;
@@ -194,6 +195,89 @@ impl SessionStore for RedisStore {
                 .then_with(|| a.id.cmp(&b.id))
         });
         Ok(sessions)
+    }
+
+    async fn list_page(&self, offset: usize, limit: usize) -> StoreResult<SessionPage> {
+        // `sessions` (every id, by created_at) walked in chunks, open ones picked by their
+        // score in `open`: the cost grows with offset + limit (and the closed sessions
+        // retained among them), not with the store.
+        const CHUNK: usize = 512;
+        let (sessions_key, open_key) = (self.keys.sessions(), self.keys.open());
+        let total: u64 = self
+            .run("listing sessions", |mut con| {
+                let open_key = open_key.clone();
+                async move {
+                    redis::cmd("ZCARD")
+                        .arg(open_key)
+                        .query_async(&mut con)
+                        .await
+                }
+            })
+            .await?;
+        let (mut skipped, mut start, mut ids) = (0usize, 0usize, Vec::new());
+        while ids.len() < limit && (skipped + ids.len()) < total as usize {
+            let chunk: Vec<String> = self
+                .run("listing sessions", |mut con| {
+                    let key = sessions_key.clone();
+                    async move {
+                        redis::cmd("ZRANGE")
+                            .arg(key)
+                            .arg(start)
+                            .arg(start + CHUNK - 1)
+                            .query_async(&mut con)
+                            .await
+                    }
+                })
+                .await?;
+            if chunk.is_empty() {
+                break;
+            }
+            start += chunk.len();
+            let scores: Vec<Option<f64>> = self
+                .run("listing sessions", |mut con| {
+                    let mut p = redis::pipe();
+                    for id in &chunk {
+                        p.zscore(&open_key, id);
+                    }
+                    async move { p.query_async(&mut con).await }
+                })
+                .await?;
+            for (id, score) in chunk.into_iter().zip(scores) {
+                if score.is_none() || ids.len() >= limit {
+                    continue;
+                }
+                if skipped < offset {
+                    skipped += 1;
+                } else {
+                    ids.push(id);
+                }
+            }
+        }
+        if ids.is_empty() {
+            return Ok(SessionPage {
+                sessions: Vec::new(),
+                total,
+            });
+        }
+        let all: Vec<HashMap<String, String>> = self
+            .run("listing sessions", |mut con| {
+                let mut p = redis::pipe();
+                for id in &ids {
+                    p.hgetall(self.keys.session(id));
+                }
+                async move { p.query_async(&mut con).await }
+            })
+            .await?;
+        let mut sessions = Vec::with_capacity(all.len());
+        for fields in all {
+            // A session closed or pruned between the reads is simply not listed.
+            if let Some(s) = self.parse(fields)?
+                && s.status == Status::Open
+            {
+                sessions.push(s);
+            }
+        }
+        Ok(SessionPage { sessions, total })
     }
 
     async fn begin_command(&self, id: &str, begin: BeginCommand) -> StoreResult<Begun> {

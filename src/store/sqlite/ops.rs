@@ -11,13 +11,16 @@ use crate::session::{HistoryEntry, Outcome};
 
 use super::super::{
     BeginCommand, Begun, Created, FinishCommand, HistoryPage, HolderGone, Lease, NewSession,
-    SessionStore, StateBlob, Status, StoreError, StoreLocation, StoreResult, StoreStats,
-    StoredSession,
+    SessionPage, SessionStore, StateBlob, Status, StoreError, StoreLocation, StoreResult,
+    StoreStats, StoredSession,
 };
 use super::{Db, SqliteStore, map_error};
 
+/// The session's columns, its state read from `states` (every query selecting these reads
+/// `FROM sessions` unaliased).
 const COLUMNS: &str = "id, name, owner, host, port, created_at, last_activity, status, \
-     closed_at, close_reason, state, state_version, last_command, last_result, command_count, \
+     closed_at, close_reason, (SELECT state FROM states WHERE session_id = sessions.id), \
+     state_version, last_command, last_result, command_count, \
      history_kept, lease_holder, lease_until";
 
 pub(super) fn reason_str(r: CloseReason) -> &'static str {
@@ -86,6 +89,16 @@ pub(super) fn decode(store: &StoreLocation, text: &str) -> StoreResult<HistoryEn
         what: "history entry",
         detail: e.to_string(),
     })
+}
+
+/// Store a session's tracked state (its own row in `states`).
+fn write_state(tx: &rusqlite::Transaction<'_>, id: &str, state: &str) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO states (session_id, state) VALUES (?1, ?2)
+         ON CONFLICT (session_id) DO UPDATE SET state = excluded.state",
+    )?
+    .execute(params![id, state])
+    .map(drop)
 }
 
 /// Where an entry is appended: the session, its counts now, the holder of a running entry
@@ -240,6 +253,33 @@ impl SessionStore for SqliteStore {
         .await
     }
 
+    async fn list_page(&self, offset: usize, limit: usize) -> StoreResult<SessionPage> {
+        self.call("listing sessions", move |db| {
+            let fail = |e| map_error(&db.store, "listing sessions", e);
+            let total: i64 = db
+                .conn
+                .prepare_cached("SELECT count(*) FROM sessions WHERE status = 'open'")
+                .and_then(|mut s| s.query_row([], |r| r.get(0)))
+                .map_err(fail)?;
+            let sql = format!(
+                "SELECT {COLUMNS} FROM sessions WHERE status = 'open' ORDER BY created_at, id
+                 LIMIT ?1 OFFSET ?2"
+            );
+            let mut stmt = db.conn.prepare_cached(&sql).map_err(fail)?;
+            let big = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+            let sessions = stmt
+                .query_map(params![big(limit), big(offset)], session_of)
+                .map_err(fail)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(fail)?;
+            Ok(SessionPage {
+                sessions,
+                total: total.max(0) as u64,
+            })
+        })
+        .await
+    }
+
     async fn begin_command(&self, id: &str, begin: BeginCommand) -> StoreResult<Begun> {
         let id = id.to_owned();
         self.call("writing a history entry", move |db| {
@@ -342,20 +382,30 @@ impl SessionStore for SqliteStore {
             )
             .and_then(|mut s| s.execute(params![id, finish.seq as i64, entry.outcome.as_str(), text]))
             .map_err(fail)?;
-            // One row update: the state (and its version) only when it changed.
-            let state = finish.state.as_deref();
+            // One row update; the state (in its own table) and its version only when it
+            // changed.
+            let changed = finish.state.is_some();
             tx.prepare_cached(
                 "UPDATE sessions SET last_activity = ?2, last_command = ?3, last_result = ?4,
                    lease_holder = CASE WHEN lease_holder = ?5 THEN NULL ELSE lease_holder END,
                    lease_until = CASE WHEN lease_holder = ?5 THEN NULL ELSE lease_until END,
-                   state = COALESCE(?6, state),
-                   state_version = state_version + (?6 IS NOT NULL)
+                   state_version = state_version + ?6
                  WHERE id = ?1",
             )
             .and_then(|mut s| {
-                s.execute(params![id, finish.now, finish.last_command, result, finish.holder, state])
+                s.execute(params![
+                    id,
+                    finish.now,
+                    finish.last_command,
+                    result,
+                    finish.holder,
+                    i64::from(changed)
+                ])
             })
             .map_err(fail)?;
+            if let Some(state) = &finish.state {
+                write_state(&tx, &id, state).map_err(fail)?;
+            }
             tx.commit().map_err(fail)
         })
         .await
@@ -405,14 +455,21 @@ impl SessionStore for SqliteStore {
     async fn set_state(&self, id: &str, state: StateBlob, now: f64) -> StoreResult<bool> {
         let id = id.to_owned();
         self.call("writing the state", move |db| {
-            db.conn
+            let fail = |e| map_error(&db.store, "writing the state", e);
+            let tx = db.conn.transaction().map_err(fail)?;
+            let open = tx
                 .prepare_cached(
-                    "UPDATE sessions SET state = ?2, state_version = state_version + 1, last_activity = ?3
+                    "UPDATE sessions SET state_version = state_version + 1, last_activity = ?2
                      WHERE id = ?1 AND status = 'open'",
                 )
-                .and_then(|mut s| s.execute(params![id, &*state, now]))
-                .map(|n| n > 0)
-                .map_err(|e| map_error(&db.store, "writing the state", e))
+                .and_then(|mut s| s.execute(params![id, now]))
+                .map_err(fail)?
+                > 0;
+            if open {
+                write_state(&tx, &id, &state).map_err(fail)?;
+            }
+            tx.commit().map_err(fail)?;
+            Ok(open)
         })
         .await
     }

@@ -9,10 +9,10 @@ use rusqlite::Connection;
 use super::super::{StoreError, StoreLocation};
 
 /// The newest schema this program knows.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// `PRAGMA application_id` of our files ("BSM1").
-const APPLICATION_ID: i64 = 0x4253_4d31;
+pub(super) const APPLICATION_ID: i64 = 0x4253_4d31;
 
 /// What a file starts with when it is an SQLite database.
 const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
@@ -21,7 +21,7 @@ const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
 pub const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Migrations: `MIGRATIONS[n]` takes a file from version `n` to `n + 1`.
-const MIGRATIONS: &[&str] = &[
+pub(super) const MIGRATIONS: &[&str] = &[
     // 0 → 1: sessions, their history (the entry as JSON, the outcome and holder of a running
     // entry apart for recovery), the lease on the session row.
     "CREATE TABLE sessions (
@@ -58,6 +58,16 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (session_id, seq)
     ) WITHOUT ROWID;
     CREATE INDEX history_running ON history(session_id) WHERE outcome = 'running';",
+    // 1 → 2: the tracked state in a table of its own. SQLite rewrites a whole row on any
+    // update, so with the state (450 KB at 50 000 objects) in the session row every
+    // command's activity and lease updates rewrote it: 5-6 ms per command at 50 000
+    // objects instead of 0.1 ms. `sessions.state` stays, always NULL.
+    "CREATE TABLE states (
+        session_id TEXT PRIMARY KEY NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+        state TEXT NOT NULL
+    );
+    INSERT INTO states (session_id, state) SELECT id, state FROM sessions WHERE state IS NOT NULL;
+    UPDATE sessions SET state = NULL WHERE state IS NOT NULL;",
 ];
 
 /// Refuse a file that is not ours before anything is written to it: not an SQLite file,

@@ -181,3 +181,38 @@ async fn two_processes_reaping_at_once_close_a_session_once() {
     expected.sort();
     assert_eq!(all, expected, "each session closed exactly once");
 }
+
+#[tokio::test]
+async fn a_version_1_file_migrates_keeping_its_sessions_and_their_state() {
+    use crate::store::SessionStore;
+    let (_dir, path) = temp();
+    std::fs::create_dir_all(path.parent().expect("dir")).expect("dir");
+    {
+        let conn = rusqlite::Connection::open(&path).expect("open");
+        conn.execute_batch(schema::MIGRATIONS[0])
+            .expect("v1 schema");
+        conn.execute_batch(&format!(
+            "PRAGMA application_id = {}; PRAGMA user_version = 1;
+             INSERT INTO sessions (id, owner, host, port, created_at, last_activity, status, state, state_version)
+             VALUES ('old', 'local', '127.0.0.1', 9876, 1.0, 2.0, 'open', '{{\"objects\":[\"Cube\"]}}', 3);",
+            schema::APPLICATION_ID
+        ))
+        .expect("a v1 session");
+    }
+    let store = SqliteStore::open(&path, 3).expect("opens and migrates");
+    let old = store.get("old").await.expect("get").expect("kept");
+    assert_eq!(old.state.as_deref(), Some("{\"objects\":[\"Cube\"]}"));
+    assert_eq!(old.state_version, 3);
+    drop(store);
+    let conn = rusqlite::Connection::open(&path).expect("open");
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .expect("version");
+    assert_eq!(version, schema::SCHEMA_VERSION);
+    let inline: Option<String> = conn
+        .query_row("SELECT state FROM sessions WHERE id = 'old'", [], |r| {
+            r.get(0)
+        })
+        .expect("row");
+    assert_eq!(inline, None, "the state moved out of the session row");
+}
