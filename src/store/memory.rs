@@ -107,10 +107,21 @@ impl SessionStore for MemoryStore {
     }
 
     async fn list_page(&self, offset: usize, limit: usize) -> StoreResult<SessionPage> {
-        let all = self.list(false).await?;
+        // Sort references; clone only the page.
+        let map = self.map();
+        let mut open: Vec<&StoredSession> = map
+            .values()
+            .map(|k| &k.session)
+            .filter(|s| s.status == Status::Open)
+            .collect();
+        open.sort_by(|a, b| {
+            a.created_at
+                .total_cmp(&b.created_at)
+                .then_with(|| a.id.cmp(&b.id))
+        });
         Ok(SessionPage {
-            total: all.len() as u64,
-            sessions: all.into_iter().skip(offset).take(limit).collect(),
+            total: open.len() as u64,
+            sessions: open.into_iter().skip(offset).take(limit).cloned().collect(),
         })
     }
 
