@@ -14,6 +14,7 @@
 //! - `lua/*.lua`: the scripts.
 
 pub mod keys;
+mod listing;
 mod ops;
 pub mod record;
 mod recover;
