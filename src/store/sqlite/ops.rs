@@ -18,7 +18,7 @@ use super::{Db, SqliteStore, map_error};
 
 /// The session's columns, its state read from `states` (every query selecting these reads
 /// `FROM sessions` unaliased).
-const COLUMNS: &str = "id, name, owner, host, port, created_at, last_activity, status, \
+pub(super) const COLUMNS: &str = "id, name, owner, host, port, created_at, last_activity, status, \
      closed_at, close_reason, (SELECT state FROM states WHERE session_id = sessions.id), \
      state_version, last_command, last_result, command_count, \
      history_kept, lease_holder, lease_until";
@@ -40,7 +40,7 @@ fn reason_of(s: &str) -> CloseReason {
 }
 
 /// A session row (columns in [`COLUMNS`] order).
-fn session_of(row: &Row<'_>) -> rusqlite::Result<StoredSession> {
+pub(super) fn session_of(row: &Row<'_>) -> rusqlite::Result<StoredSession> {
     let status: String = row.get(7)?;
     let closed_at: Option<f64> = row.get(8)?;
     let reason: Option<String> = row.get(9)?;
@@ -92,7 +92,11 @@ pub(super) fn decode(store: &StoreLocation, text: &str) -> StoreResult<HistoryEn
 }
 
 /// Store a session's tracked state (its own row in `states`).
-fn write_state(tx: &rusqlite::Transaction<'_>, id: &str, state: &str) -> rusqlite::Result<()> {
+pub(super) fn write_state(
+    tx: &rusqlite::Transaction<'_>,
+    id: &str,
+    state: &str,
+) -> rusqlite::Result<()> {
     tx.prepare_cached(
         "INSERT INTO states (session_id, state) VALUES (?1, ?2)
          ON CONFLICT (session_id) DO UPDATE SET state = excluded.state",
@@ -103,13 +107,13 @@ fn write_state(tx: &rusqlite::Transaction<'_>, id: &str, state: &str) -> rusqlit
 
 /// Where an entry is appended: the session, its counts now, the holder of a running entry
 /// and the lease it takes (set in the same row update as the counts).
-struct Append<'a> {
-    id: &'a str,
-    count: u64,
-    kept: u64,
-    holder: Option<&'a str>,
-    lease_until: Option<f64>,
-    now: f64,
+pub(super) struct Append<'a> {
+    pub(super) id: &'a str,
+    pub(super) count: u64,
+    pub(super) kept: u64,
+    pub(super) holder: Option<&'a str>,
+    pub(super) lease_until: Option<f64>,
+    pub(super) now: f64,
 }
 
 impl Db {
@@ -123,7 +127,7 @@ impl Db {
 
     /// Append `entry` to the session `at` names, trimming to the history limit; sets the
     /// count and the activity. Returns the new seq.
-    fn append(
+    pub(super) fn append(
         tx: &rusqlite::Transaction<'_>,
         store: &StoreLocation,
         limit: usize,
@@ -254,30 +258,7 @@ impl SessionStore for SqliteStore {
     }
 
     async fn list_page(&self, offset: usize, limit: usize) -> StoreResult<SessionPage> {
-        self.call("listing sessions", move |db| {
-            let fail = |e| map_error(&db.store, "listing sessions", e);
-            let total: i64 = db
-                .conn
-                .prepare_cached("SELECT count(*) FROM sessions WHERE status = 'open'")
-                .and_then(|mut s| s.query_row([], |r| r.get(0)))
-                .map_err(fail)?;
-            let sql = format!(
-                "SELECT {COLUMNS} FROM sessions WHERE status = 'open' ORDER BY created_at, id
-                 LIMIT ?1 OFFSET ?2"
-            );
-            let mut stmt = db.conn.prepare_cached(&sql).map_err(fail)?;
-            let big = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
-            let sessions = stmt
-                .query_map(params![big(limit), big(offset)], session_of)
-                .map_err(fail)?
-                .collect::<rusqlite::Result<Vec<_>>>()
-                .map_err(fail)?;
-            Ok(SessionPage {
-                sessions,
-                total: total.max(0) as u64,
-            })
-        })
-        .await
+        self.page(offset, limit).await
     }
 
     async fn begin_command(&self, id: &str, begin: BeginCommand) -> StoreResult<Begun> {
@@ -417,61 +398,11 @@ impl SessionStore for SqliteStore {
         now: f64,
         entry: HistoryEntry,
     ) -> StoreResult<Option<u64>> {
-        let id = id.to_owned();
-        self.call("writing a history entry", move |db| {
-            let fail = |e| map_error(&db.store, "writing a history entry", e);
-            let tx = db
-                .conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(fail)?;
-            let counts = tx
-                .prepare_cached(
-                    "SELECT command_count, history_kept FROM sessions WHERE id = ?1 AND status = 'open'",
-                )
-                .and_then(|mut s| {
-                    s.query_row([&id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
-                        .optional()
-                })
-                .map_err(fail)?;
-            let Some((count, kept)) = counts else {
-                return Ok(None);
-            };
-            let mut entry = entry;
-            let at = Append {
-                id: &id,
-                count: count.max(0) as u64,
-                kept: kept.max(0) as u64,
-                holder: None,
-                lease_until: None,
-                now,
-            };
-            let seq = Db::append(&tx, &db.store, db.history_limit, at, &mut entry)?;
-            tx.commit().map_err(fail)?;
-            Ok(Some(seq))
-        })
-        .await
+        self.record_unsent(id, now, entry).await
     }
 
     async fn set_state(&self, id: &str, state: StateBlob, now: f64) -> StoreResult<bool> {
-        let id = id.to_owned();
-        self.call("writing the state", move |db| {
-            let fail = |e| map_error(&db.store, "writing the state", e);
-            let tx = db.conn.transaction().map_err(fail)?;
-            let open = tx
-                .prepare_cached(
-                    "UPDATE sessions SET state_version = state_version + 1, last_activity = ?2
-                     WHERE id = ?1 AND status = 'open'",
-                )
-                .and_then(|mut s| s.execute(params![id, now]))
-                .map_err(fail)?
-                > 0;
-            if open {
-                write_state(&tx, &id, &state).map_err(fail)?;
-            }
-            tx.commit().map_err(fail)?;
-            Ok(open)
-        })
-        .await
+        self.replace_state(id, state, now).await
     }
 
     async fn history(&self, id: &str, limit: Option<usize>) -> StoreResult<Option<HistoryPage>> {

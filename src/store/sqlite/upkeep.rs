@@ -1,15 +1,18 @@
-//! The SQLite store's upkeep: closing (once, and only if still idle for idle cleanup),
+//! The SQLite store's upkeep and its less frequent calls: a page of the open sessions,
+//! an entry never sent (refused before Blender), replacing the state (`update_state`), closing (once, and only if still idle for idle cleanup),
 //! recovering commands whose server died in flight, and the counts `check` reports. Called
 //! from the [`SessionStore`](super::super::SessionStore) methods in `ops`.
 
-use rusqlite::{TransactionBehavior, params};
+use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
-use crate::session::Outcome;
 use crate::session::events::CloseReason;
+use crate::session::{HistoryEntry, Outcome};
 
-use super::super::{HolderGone, INTERRUPTED_MESSAGE, StoreResult, StoreStats, StoredSession};
-use super::ops::{decode, encode, reason_str};
-use super::{SqliteStore, map_error};
+use super::super::{
+    HolderGone, INTERRUPTED_MESSAGE, SessionPage, StateBlob, StoreResult, StoreStats, StoredSession,
+};
+use super::ops::{Append, COLUMNS, decode, encode, reason_str, session_of, write_state};
+use super::{Db, SqliteStore, map_error};
 
 impl SqliteStore {
     /// Close `id` if open (and, with `idle_before`, still idle with its lease free or
@@ -173,6 +176,101 @@ impl SqliteStore {
                 .and_then(|mut s| s.execute([closed_before]))
                 .map(|n| n as u64)
                 .map_err(|e| map_error(&db.store, "pruning closed sessions", e))
+        })
+        .await
+    }
+
+    pub(super) async fn page(&self, offset: usize, limit: usize) -> StoreResult<SessionPage> {
+        self.call("listing sessions", move |db| {
+            let fail = |e| map_error(&db.store, "listing sessions", e);
+            let total: i64 = db
+                .conn
+                .prepare_cached("SELECT count(*) FROM sessions WHERE status = 'open'")
+                .and_then(|mut s| s.query_row([], |r| r.get(0)))
+                .map_err(fail)?;
+            let sql = format!(
+                "SELECT {COLUMNS} FROM sessions WHERE status = 'open' ORDER BY created_at, id
+                 LIMIT ?1 OFFSET ?2"
+            );
+            let mut stmt = db.conn.prepare_cached(&sql).map_err(fail)?;
+            let big = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+            let sessions = stmt
+                .query_map(params![big(limit), big(offset)], session_of)
+                .map_err(fail)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(fail)?;
+            Ok(SessionPage {
+                sessions,
+                total: total.max(0) as u64,
+            })
+        })
+        .await
+    }
+
+    pub(super) async fn replace_state(
+        &self,
+        id: &str,
+        state: StateBlob,
+        now: f64,
+    ) -> StoreResult<bool> {
+        let id = id.to_owned();
+        self.call("writing the state", move |db| {
+            let fail = |e| map_error(&db.store, "writing the state", e);
+            let tx = db.conn.transaction().map_err(fail)?;
+            let open = tx
+                .prepare_cached(
+                    "UPDATE sessions SET state_version = state_version + 1, last_activity = ?2
+                     WHERE id = ?1 AND status = 'open'",
+                )
+                .and_then(|mut s| s.execute(params![id, now]))
+                .map_err(fail)?
+                > 0;
+            if open {
+                write_state(&tx, &id, &state).map_err(fail)?;
+            }
+            tx.commit().map_err(fail)?;
+            Ok(open)
+        })
+        .await
+    }
+
+    pub(super) async fn record_unsent(
+        &self,
+        id: &str,
+        now: f64,
+        entry: HistoryEntry,
+    ) -> StoreResult<Option<u64>> {
+        let id = id.to_owned();
+        self.call("writing a history entry", move |db| {
+            let fail = |e| map_error(&db.store, "writing a history entry", e);
+            let tx = db
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(fail)?;
+            let counts = tx
+                .prepare_cached(
+                    "SELECT command_count, history_kept FROM sessions WHERE id = ?1 AND status = 'open'",
+                )
+                .and_then(|mut s| {
+                    s.query_row([&id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
+                        .optional()
+                })
+                .map_err(fail)?;
+            let Some((count, kept)) = counts else {
+                return Ok(None);
+            };
+            let mut entry = entry;
+            let at = Append {
+                id: &id,
+                count: count.max(0) as u64,
+                kept: kept.max(0) as u64,
+                holder: None,
+                lease_until: None,
+                now,
+            };
+            let seq = Db::append(&tx, &db.store, db.history_limit, at, &mut entry)?;
+            tx.commit().map_err(fail)?;
+            Ok(Some(seq))
         })
         .await
     }
