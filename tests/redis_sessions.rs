@@ -14,7 +14,7 @@ use blender_session_mcp::session::Registry;
 use blender_session_mcp::store::redis::{RedisConfig, RedisStore};
 use serde_json::{Value, json};
 use support::redis::RedisServer;
-use support::{FakeAddon, RawServer};
+use support::{FakeAddon, RawServer, store_suite};
 
 async fn redis(test: &str) -> Option<RedisServer> {
     match RedisServer::start().await {
@@ -59,61 +59,8 @@ async fn a_restart_keeps_sessions_state_and_history_over_redis() {
     let Some(redis) = redis("a_restart_keeps_sessions_state_and_history_over_redis").await else {
         return;
     };
-    let fake = FakeAddon::start().await;
-    let mut first = serve(&fake, &redis, &[]).await;
-    let r = first.call_tool(1, "create_session", json!({})).await;
-    let id = structured(&r)["session_id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
-    let code = "import bpy\nbpy.ops.mesh.primitive_cube_add()\nprint('made')";
-    let r = first
-        .call_tool(
-            2,
-            "execute_blender_code",
-            json!({"session_id": id, "code": code}),
-        )
-        .await;
-    structured(&r);
-    stop(first).await;
-
-    let mut second = serve(&fake, &redis, &[]).await;
-    let r = second.call_tool(1, "list_sessions", json!({})).await;
-    let listed = structured(&r)["sessions"].clone();
-    let session = listed
-        .as_array()
-        .expect("sessions")
-        .iter()
-        .find(|s| s["session_id"] == id.as_str())
-        .unwrap_or_else(|| panic!("{id} is listed after the restart: {listed}"))
-        .clone();
-    assert_eq!(
-        session["blender"]["connected"], false,
-        "not connected until used"
-    );
-    assert!(
-        session["state"]["objects"].to_string().contains("Cube"),
-        "the state survived: {session}"
-    );
-    let r = second
-        .call_tool(2, "get_session_history", json!({"session_id": id}))
-        .await;
-    let h = structured(&r).clone();
-    assert_eq!(h["entries"][0]["outcome"], "success", "{h}");
-    assert_eq!(h["entries"][0]["arguments"]["code"], code);
-    let r = second
-        .call_tool(
-            3,
-            "execute_blender_code",
-            json!({"session_id": id, "code": "print(2)"}),
-        )
-        .await;
-    structured(&r);
-    let r = second
-        .call_tool(4, "get_session_history", json!({"session_id": id}))
-        .await;
-    assert_eq!(seqs(structured(&r)), [1, 2], "seq numbers continue");
-    stop(second).await;
+    let url = redis.url();
+    store_suite::a_restart_keeps_sessions_state_and_history(&["--store", &url]).await;
 }
 
 #[tokio::test]
@@ -123,82 +70,8 @@ async fn two_servers_share_a_named_session_over_redis_one_command_at_a_time() {
     else {
         return;
     };
-    let fake = FakeAddon::start().await;
-    let mut a = serve(&fake, &redis, &["--session", "shared"]).await;
-    let mut b = serve(&fake, &redis, &["--session", "shared"]).await;
-    let code = |who: &str, i: usize| format!("import time\ntime.sleep(0.05)\nprint('{who}{i}')");
-    const EACH: usize = 4;
-    let run_a = async {
-        for i in 0..EACH {
-            let r = a
-                .call_tool(
-                    10 + i as u64,
-                    "execute_blender_code",
-                    json!({"code": code("a", i)}),
-                )
-                .await;
-            structured(&r);
-        }
-        a
-    };
-    let run_b = async {
-        for i in 0..EACH {
-            let r = b
-                .call_tool(
-                    10 + i as u64,
-                    "execute_blender_code",
-                    json!({"code": code("b", i)}),
-                )
-                .await;
-            structured(&r);
-        }
-        b
-    };
-    let (mut a, b) = tokio::join!(run_a, run_b);
-    // Blender saw one command at a time: each request executed before the next was read.
-    let wire: Vec<String> = fake
-        .events()
-        .iter()
-        .filter(|e| {
-            (e["event"] == "request" || e["event"] == "executed") && e["type"] == "execute_code"
-        })
-        .map(|e| e["event"].as_str().unwrap_or("?").to_owned())
-        .collect();
-    assert_eq!(wire.len(), 4 * EACH, "{wire:?}");
-    for pair in wire.chunks(2) {
-        assert_eq!(
-            pair,
-            ["request", "executed"],
-            "overlapping commands: {wire:?}"
-        );
-    }
-    // One history with every command, in the order Blender ran them.
-    let r = a.call_tool(50, "get_session_history", json!({})).await;
-    let h = structured(&r).clone();
-    assert_eq!(seqs(&h), (1..=2 * EACH as u64).collect::<Vec<_>>());
-    let printed: Vec<String> = h["entries"]
-        .as_array()
-        .expect("entries")
-        .iter()
-        .map(|e| e["result"].to_string())
-        .collect();
-    let executed: Vec<String> = fake
-        .of("executed")
-        .iter()
-        .filter(|e| e["type"] == "execute_code")
-        .map(|e| {
-            let stdout = e["stdout"].as_str().unwrap_or("");
-            stdout.lines().next().unwrap_or("").to_owned()
-        })
-        .collect();
-    for (entry, ran) in printed.iter().zip(&executed) {
-        assert!(
-            entry.contains(ran.as_str()),
-            "history {printed:?} vs wire {executed:?}"
-        );
-    }
-    stop(a).await;
-    stop(b).await;
+    let url = redis.url();
+    store_suite::two_servers_share_a_named_session_one_command_at_a_time(&["--store", &url]).await;
 }
 
 #[tokio::test]
@@ -208,49 +81,8 @@ async fn a_server_killed_mid_command_leaves_an_interrupted_entry_in_redis() {
     else {
         return;
     };
-    let mut fake = FakeAddon::start().await;
-    let mut first = serve(&fake, &redis, &[]).await;
-    let r = first.call_tool(1, "create_session", json!({})).await;
-    let id = structured(&r)["session_id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
-    first
-        .send_line(
-            &json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
-                "name": "execute_blender_code",
-                "arguments": {"session_id": id, "code": "import time\ntime.sleep(3)"}}})
-            .to_string(),
-        )
-        .await;
-    fake.wait_for(|ev| {
-        ev.iter()
-            .any(|e| e["event"] == "request" && e["type"] == "execute_code")
-    })
-    .await;
-    first.child.kill().await.expect("kill -9");
-
-    let mut second = serve(&fake, &redis, &[]).await;
-    let r = second
-        .call_tool(1, "get_session_history", json!({"session_id": id}))
-        .await;
-    let h = structured(&r).clone();
-    let last = h["entries"]
-        .as_array()
-        .and_then(|e| e.last())
-        .expect("the entry is there")
-        .clone();
-    assert_eq!(last["outcome"], "interrupted", "{h}");
-    assert_eq!(last["arguments"]["code"], "import time\ntime.sleep(3)");
-    let r = second
-        .call_tool(
-            2,
-            "execute_blender_code",
-            json!({"session_id": id, "code": "print(1)"}),
-        )
-        .await;
-    structured(&r);
-    stop(second).await;
+    let url = redis.url();
+    store_suite::a_server_killed_mid_command_leaves_an_interrupted_entry(&["--store", &url]).await;
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@
 mod support;
 
 use serde_json::{Value, json};
-use support::{FakeAddon, RawServer, TempStore};
+use support::{FakeAddon, RawServer, TempStore, store_suite};
 
 fn structured(r: &Value) -> &Value {
     assert_eq!(r["result"]["isError"], false, "{r}");
@@ -34,223 +34,28 @@ async fn stop(mut server: RawServer) {
 
 #[tokio::test]
 async fn a_restart_keeps_sessions_state_and_history() {
-    let fake = FakeAddon::start().await;
     let store = TempStore::new();
-    let mut first = serve(&fake, &store, &[]).await;
-    let r = first.call_tool(1, "create_session", json!({})).await;
-    let id = structured(&r)["session_id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
-    let code = "import bpy\nbpy.ops.mesh.primitive_cube_add()\nprint('made')";
-    let r = first
-        .call_tool(
-            2,
-            "execute_blender_code",
-            json!({"session_id": id, "code": code}),
-        )
-        .await;
-    assert_eq!(r["result"]["isError"], false, "{r}");
-    stop(first).await;
-
-    let mut second = serve(&fake, &store, &[]).await;
-    let r = second.call_tool(1, "list_sessions", json!({})).await;
-    let listed = &structured(&r)["sessions"];
-    let session = listed
-        .as_array()
-        .expect("sessions")
-        .iter()
-        .find(|s| s["session_id"] == id.as_str())
-        .unwrap_or_else(|| panic!("{id} is listed after the restart: {listed}"));
-    assert_eq!(
-        session["blender"]["connected"], false,
-        "not connected until used"
-    );
-    assert_eq!(session["status"], "open");
-    let objects = session["state"]["objects"].to_string();
-    assert!(objects.contains("Cube"), "the state survived: {objects}");
-    let r = second
-        .call_tool(2, "get_session_history", json!({"session_id": id}))
-        .await;
-    let h = structured(&r);
-    assert_eq!(h["total"], 1);
-    assert_eq!(h["entries"][0]["outcome"], "success");
-    assert_eq!(h["entries"][0]["arguments"]["code"], code);
-    // Its id is accepted and the next command reconnects.
-    let r = second
-        .call_tool(
-            3,
-            "execute_blender_code",
-            json!({"session_id": id, "code": "print(2)"}),
-        )
-        .await;
-    assert_eq!(r["result"]["isError"], false, "{r}");
-    let r = second
-        .call_tool(4, "get_session_history", json!({"session_id": id}))
-        .await;
-    let seqs: Vec<u64> = structured(&r)["entries"]
-        .as_array()
-        .expect("entries")
-        .iter()
-        .filter_map(|e| e["seq"].as_u64())
-        .collect();
-    assert_eq!(seqs, [1, 2], "seq numbers continue across the restart");
-    // Closed sessions stay readable.
-    let r = second
-        .call_tool(5, "close_session", json!({"session_id": id}))
-        .await;
-    assert_eq!(r["result"]["isError"], false, "{r}");
-    let r = second
-        .call_tool(6, "get_session_info", json!({"session_id": id}))
-        .await;
-    assert_eq!(structured(&r)["status"], "closed");
-    stop(second).await;
+    store_suite::a_restart_keeps_sessions_state_and_history(&["--store-path", &store.path]).await;
 }
 
 #[tokio::test]
 async fn two_servers_share_a_named_session_one_command_at_a_time() {
-    let fake = FakeAddon::start().await;
     let store = TempStore::new();
-    let mut a = serve(&fake, &store, &["--session", "shared"]).await;
-    let mut b = serve(&fake, &store, &["--session", "shared"]).await;
-    let code = |who: &str, i: usize| format!("import time\ntime.sleep(0.05)\nprint('{who}{i}')");
-    const EACH: usize = 4;
-    let run_a = async {
-        for i in 0..EACH {
-            let r = a
-                .call_tool(
-                    10 + i as u64,
-                    "execute_blender_code",
-                    json!({"code": code("a", i)}),
-                )
-                .await;
-            assert_eq!(r["result"]["isError"], false, "{r}");
-        }
-        a
-    };
-    let run_b = async {
-        for i in 0..EACH {
-            let r = b
-                .call_tool(
-                    10 + i as u64,
-                    "execute_blender_code",
-                    json!({"code": code("b", i)}),
-                )
-                .await;
-            assert_eq!(r["result"]["isError"], false, "{r}");
-        }
-        b
-    };
-    let (mut a, b) = tokio::join!(run_a, run_b);
-
-    // Blender saw one command at a time: every request was executed before the next one
-    // was read.
-    let wire: Vec<String> = fake
-        .events()
-        .iter()
-        .filter(|e| {
-            (e["event"] == "request" || e["event"] == "executed") && e["type"] == "execute_code"
-        })
-        .map(|e| e["event"].as_str().unwrap_or("?").to_owned())
-        .collect();
-    assert_eq!(wire.len(), 4 * EACH, "{wire:?}");
-    for pair in wire.chunks(2) {
-        assert_eq!(
-            pair,
-            ["request", "executed"],
-            "overlapping commands: {wire:?}"
-        );
-    }
-    // One session, one history with every command, in execution order.
-    let r = a.call_tool(50, "get_session_info", json!({})).await;
-    let info = structured(&r).clone();
-    assert_eq!(info["name"], "shared");
-    let r = a.call_tool(51, "get_session_history", json!({})).await;
-    let entries = structured(&r)["entries"]
-        .as_array()
-        .expect("entries")
-        .clone();
-    assert_eq!(entries.len(), 2 * EACH, "{entries:?}");
-    let printed: Vec<String> = entries.iter().map(|e| e["result"].to_string()).collect();
-    let executed: Vec<String> = fake
-        .events()
-        .iter()
-        .filter(|e| e["event"] == "executed" && e["type"] == "execute_code")
-        .map(|e| {
-            e["stdout"]
-                .as_str()
-                .unwrap_or("")
-                .lines()
-                .next()
-                .unwrap_or("")
-                .to_owned()
-        })
-        .collect();
-    for (entry, ran) in printed.iter().zip(&executed) {
-        assert!(
-            entry.contains(ran.as_str()),
-            "history order {printed:?} vs wire order {executed:?}"
-        );
-    }
-    let seqs: Vec<u64> = entries.iter().filter_map(|e| e["seq"].as_u64()).collect();
-    assert_eq!(seqs, (1..=2 * EACH as u64).collect::<Vec<_>>());
-    stop(a).await;
-    stop(b).await;
+    store_suite::two_servers_share_a_named_session_one_command_at_a_time(&[
+        "--store-path",
+        &store.path,
+    ])
+    .await;
 }
 
 #[tokio::test]
 async fn a_server_killed_mid_command_leaves_an_interrupted_entry() {
-    let mut fake = FakeAddon::start().await;
     let store = TempStore::new();
-    let mut first = serve(&fake, &store, &[]).await;
-    let r = first.call_tool(1, "create_session", json!({})).await;
-    let id = structured(&r)["session_id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
-    first
-        .send_line(
-            &json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
-                "name": "execute_blender_code",
-                "arguments": {"session_id": id, "code": "import time\ntime.sleep(3)"}}})
-            .to_string(),
-        )
-        .await;
-    fake.wait_for(|ev| {
-        ev.iter()
-            .any(|e| e["event"] == "request" && e["type"] == "execute_code")
-    })
+    store_suite::a_server_killed_mid_command_leaves_an_interrupted_entry(&[
+        "--store-path",
+        &store.path,
+    ])
     .await;
-    first.child.kill().await.expect("kill -9");
-
-    let mut second = serve(&fake, &store, &[]).await;
-    let r = second
-        .call_tool(1, "get_session_history", json!({"session_id": id}))
-        .await;
-    let entries = structured(&r)["entries"]
-        .as_array()
-        .expect("entries")
-        .clone();
-    let last = entries.last().expect("the entry is there");
-    assert_eq!(last["outcome"], "interrupted", "{entries:?}");
-    assert!(
-        last["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("Blender may or may not have run it"),
-        "{last}"
-    );
-    assert_eq!(last["arguments"]["code"], "import time\ntime.sleep(3)");
-    // The session is usable at once (the dead server's lease does not hold it).
-    let r = second
-        .call_tool(
-            2,
-            "execute_blender_code",
-            json!({"session_id": id, "code": "print(1)"}),
-        )
-        .await;
-    assert_eq!(r["result"]["isError"], false, "{r}");
-    stop(second).await;
 }
 
 #[tokio::test]

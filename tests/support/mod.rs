@@ -8,6 +8,7 @@ pub mod blender;
 pub mod mock_llm;
 pub mod node;
 pub mod redis;
+pub mod store_suite;
 
 use std::path::PathBuf;
 use std::process::Stdio;
