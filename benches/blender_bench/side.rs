@@ -5,6 +5,7 @@
 //! `BLENDER_PORT` as JLFN/blender-mcp-rs reads them), all MCP servers driven by the same
 //! plain JSON-RPC client ([`crate::rpc`]); the cold start of ours and the peer's; the
 //! issue's targets, printed and checked (`BENCH_STRICT=1` makes a missed target fail).
+//! `BENCH_OURS_ARGS` adds flags to ours (`--store memory`: without the durable store).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -94,6 +95,10 @@ fn ours(port: u16, track: bool, store: &std::path::Path) -> tokio::process::Comm
         .env("RUST_LOG", "warn");
     if !track {
         c.arg("--no-track-state");
+    }
+    // Extra flags for ours (e.g. `--store memory` to see what the durable store costs).
+    if let Ok(extra) = std::env::var("BENCH_OURS_ARGS") {
+        c.args(extra.split_whitespace());
     }
     c
 }
