@@ -86,6 +86,15 @@ async fn a_server_killed_mid_command_leaves_an_interrupted_entry_in_redis() {
 }
 
 #[tokio::test]
+async fn list_sessions_pages_the_open_sessions_over_redis() {
+    let Some(redis) = redis("list_sessions_pages_the_open_sessions_over_redis").await else {
+        return;
+    };
+    let url = redis.url();
+    store_suite::list_sessions_pages_the_open_sessions(&["--store", &url]).await;
+}
+
+#[tokio::test]
 async fn redis_stopped_during_a_run_fails_commands_before_sending_then_recovers_nothing_lost() {
     let Some(mut redis) = redis(
         "redis_stopped_during_a_run_fails_commands_before_sending_then_recovers_nothing_lost",

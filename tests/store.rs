@@ -59,6 +59,12 @@ async fn a_server_killed_mid_command_leaves_an_interrupted_entry() {
 }
 
 #[tokio::test]
+async fn list_sessions_pages_the_open_sessions() {
+    let store = TempStore::new();
+    store_suite::list_sessions_pages_the_open_sessions(&["--store-path", &store.path]).await;
+}
+
+#[tokio::test]
 async fn the_sessions_command_shows_the_store_and_memory_keeps_nothing() {
     let fake = FakeAddon::start().await;
     let store = TempStore::new();

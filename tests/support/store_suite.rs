@@ -249,3 +249,52 @@ pub async fn a_server_killed_mid_command_leaves_an_interrupted_entry(store: &[&s
     assert_eq!(r["result"]["isError"], false, "{r}");
     stop(second).await;
 }
+
+/// `list_sessions` shows one page of the open sessions, oldest first, with the count of all
+/// and the offset of the next page; a closed session is not listed.
+pub async fn list_sessions_pages_the_open_sessions(store: &[&str]) {
+    let fake = FakeAddon::start().await;
+    let mut server = serve(&fake, store, &[]).await;
+    let mut ids = Vec::new();
+    for i in 0..4u64 {
+        let r = server
+            .call_tool(
+                1 + i,
+                "create_session",
+                json!({"name": format!("page-{i}")}),
+            )
+            .await;
+        ids.push(
+            structured(&r)["session_id"]
+                .as_str()
+                .expect("id")
+                .to_owned(),
+        );
+    }
+    let r = server
+        .call_tool(10, "close_session", json!({"session_id": ids[1]}))
+        .await;
+    structured(&r);
+    let page = |v: &Value| -> Vec<String> {
+        v["sessions"]
+            .as_array()
+            .expect("sessions")
+            .iter()
+            .filter_map(|s| s["session_id"].as_str().map(str::to_owned))
+            .collect()
+    };
+    let r = server
+        .call_tool(11, "list_sessions", json!({"limit": 2}))
+        .await;
+    let first = structured(&r).clone();
+    assert_eq!(first["count"], 3, "{first}");
+    assert_eq!(page(&first), [ids[0].clone(), ids[2].clone()], "{first}");
+    assert_eq!(first["next_offset"], 2, "{first}");
+    let r = server
+        .call_tool(12, "list_sessions", json!({"limit": 2, "offset": 2}))
+        .await;
+    let second = structured(&r).clone();
+    assert_eq!(page(&second), [ids[3].clone()], "{second}");
+    assert!(second["next_offset"].is_null(), "the last page: {second}");
+    stop(server).await;
+}
