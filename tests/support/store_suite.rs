@@ -104,41 +104,27 @@ pub async fn a_restart_keeps_sessions_state_and_history(store: &[&str]) {
     stop(second).await;
 }
 
+/// Run `each` commands printing `who` and their index on `server` (in its default session),
+/// each sleeping 50 ms in Blender, expecting success; the server back.
+async fn run_each(mut server: RawServer, who: &str, each: usize) -> RawServer {
+    for i in 0..each {
+        let code = format!("import time\ntime.sleep(0.05)\nprint('{who}{i}')");
+        let r = server
+            .call_tool(10 + i as u64, "execute_blender_code", json!({"code": code}))
+            .await;
+        assert_eq!(r["result"]["isError"], false, "{r}");
+    }
+    server
+}
+
 /// Two server processes on one store share a named session: Blender sees one command at a
 /// time from them, and one history holds every command in execution order.
 pub async fn two_servers_share_a_named_session_one_command_at_a_time(store: &[&str]) {
     let fake = FakeAddon::start().await;
-    let mut a = serve(&fake, store, &["--session", "shared"]).await;
-    let mut b = serve(&fake, store, &["--session", "shared"]).await;
-    let code = |who: &str, i: usize| format!("import time\ntime.sleep(0.05)\nprint('{who}{i}')");
+    let a = serve(&fake, store, &["--session", "shared"]).await;
+    let b = serve(&fake, store, &["--session", "shared"]).await;
     const EACH: usize = 4;
-    let run_a = async {
-        for i in 0..EACH {
-            let r = a
-                .call_tool(
-                    10 + i as u64,
-                    "execute_blender_code",
-                    json!({"code": code("a", i)}),
-                )
-                .await;
-            assert_eq!(r["result"]["isError"], false, "{r}");
-        }
-        a
-    };
-    let run_b = async {
-        for i in 0..EACH {
-            let r = b
-                .call_tool(
-                    10 + i as u64,
-                    "execute_blender_code",
-                    json!({"code": code("b", i)}),
-                )
-                .await;
-            assert_eq!(r["result"]["isError"], false, "{r}");
-        }
-        b
-    };
-    let (mut a, b) = tokio::join!(run_a, run_b);
+    let (mut a, b) = tokio::join!(run_each(a, "a", EACH), run_each(b, "b", EACH));
 
     // Blender saw one command at a time: every request was executed before the next one
     // was read.
