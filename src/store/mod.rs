@@ -21,6 +21,7 @@ pub mod error;
 pub mod memory;
 pub mod open;
 pub mod redis;
+mod share;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -33,6 +34,7 @@ use crate::session::events::CloseReason;
 
 pub use error::{StoreError, StoreKind, StoreLocation, StoreResult};
 pub use memory::MemoryStore;
+pub use share::{Access, EVERYONE, Share, UnknownAccess};
 
 /// What a history entry of a command that was in flight when its server died says.
 pub const INTERRUPTED_MESSAGE: &str =
@@ -123,6 +125,9 @@ pub struct StoredSession {
     pub history_kept: u64,
     /// The lease, when one is held (it may have expired).
     pub lease: Option<Lease>,
+    /// Who else may use it, sorted by user; empty for a new session
+    /// ([`StoredSession::access_of`]).
+    pub shares: Vec<Share>,
 }
 
 impl StoredSession {
@@ -144,6 +149,7 @@ impl StoredSession {
             command_count: 0,
             history_kept: 0,
             lease: None,
+            shares: Vec::new(),
         }
     }
 

@@ -131,6 +131,7 @@ pub fn from_fields(mut f: HashMap<String, String>) -> Result<Option<StoredSessio
         command_count: count(&mut f, "seq")?,
         history_kept: count(&mut f, "kept")?,
         lease,
+        shares: Vec::new(),
     }))
 }
 

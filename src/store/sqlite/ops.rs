@@ -72,6 +72,7 @@ pub(super) fn session_of(row: &Row<'_>) -> rusqlite::Result<StoredSession> {
         lease: holder
             .zip(until)
             .map(|(holder, until)| Lease { holder, until }),
+        shares: Vec::new(),
     })
 }
 
