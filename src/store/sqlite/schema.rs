@@ -9,7 +9,7 @@ use rusqlite::Connection;
 use super::super::{StoreError, StoreLocation};
 
 /// The newest schema this program knows.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// `PRAGMA application_id` of our files ("BSM1").
 pub(super) const APPLICATION_ID: i64 = 0x4253_4d31;
@@ -71,6 +71,20 @@ pub(super) const MIGRATIONS: &[&str] = &[
     -- Every command moves last_activity twice: an index on it cost an index page in each
     -- commit, for an idle listing that a scan of the open sessions does in milliseconds.
     DROP INDEX sessions_open_activity;",
+    // 2 → 3: several users. Who else may use a session, in a table of its own (the command
+    // path never reads or writes it); a name is unique among one owner's open sessions;
+    // an owner's open sessions found by index (counting them, listing what a user sees).
+    "CREATE TABLE shares (
+        session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+        user TEXT NOT NULL,
+        access TEXT NOT NULL CHECK (access IN ('read', 'write')),
+        PRIMARY KEY (session_id, user)
+    ) WITHOUT ROWID;
+    CREATE INDEX shares_user ON shares(user, session_id);
+    DROP INDEX sessions_open_name;
+    CREATE UNIQUE INDEX sessions_open_name ON sessions(owner, name)
+        WHERE status = 'open' AND name IS NOT NULL;
+    CREATE INDEX sessions_open_owner ON sessions(owner, created_at, id) WHERE status = 'open';",
 ];
 
 /// Refuse a file that is not ours before anything is written to it: not an SQLite file,

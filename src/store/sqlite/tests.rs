@@ -216,3 +216,60 @@ async fn a_version_1_file_migrates_keeping_its_sessions_and_their_state() {
         .expect("row");
     assert_eq!(inline, None, "the state moved out of the session row");
 }
+
+#[tokio::test]
+async fn a_version_2_file_migrates_to_names_per_owner_and_shares() {
+    use crate::store::SessionStore;
+    let (_dir, path) = temp();
+    std::fs::create_dir_all(path.parent().expect("dir")).expect("dir");
+    {
+        let conn = rusqlite::Connection::open(&path).expect("open");
+        conn.execute_batch(schema::MIGRATIONS[0])
+            .expect("v1 schema");
+        conn.execute_batch(schema::MIGRATIONS[1])
+            .expect("v2 schema");
+        conn.execute_batch(&format!(
+            "PRAGMA application_id = {}; PRAGMA user_version = 2;
+             INSERT INTO sessions (id, name, owner, host, port, created_at, last_activity, status)
+             VALUES ('old', 'main', 'local', '127.0.0.1', 9876, 1.0, 2.0, 'open');
+             INSERT INTO states (session_id, state) VALUES ('old', '{{\"objects\":[]}}');",
+            schema::APPLICATION_ID
+        ))
+        .expect("a v2 session");
+    }
+    let store = SqliteStore::open(&path, 3).expect("opens and migrates");
+    let old = store.get("old").await.expect("get").expect("kept");
+    assert_eq!(old.name.as_deref(), Some("main"));
+    assert_eq!(old.state.as_deref(), Some("{\"objects\":[]}"));
+    assert!(old.shares.is_empty());
+    drop(store);
+    let conn = rusqlite::Connection::open(&path).expect("open");
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .expect("version");
+    assert_eq!(version, schema::SCHEMA_VERSION);
+    // A name is unique per owner now: another owner's "main" goes in, a second of local's
+    // does not.
+    let insert = |id: &str, owner: &str| {
+        conn.execute(
+            "INSERT INTO sessions (id, name, owner, host, port, created_at, last_activity, status)
+             VALUES (?1, 'main', ?2, '127.0.0.1', 9876, 3.0, 3.0, 'open')",
+            [id, owner],
+        )
+    };
+    insert("alices", "alice").expect("another owner's main");
+    assert!(insert("again", "local").is_err(), "one open main per owner");
+    conn.execute(
+        "INSERT INTO shares (session_id, user, access) VALUES ('old', 'bob', 'read')",
+        [],
+    )
+    .expect("a share");
+    assert!(
+        conn.execute(
+            "INSERT INTO shares (session_id, user, access) VALUES ('old', 'carl', 'admin')",
+            [],
+        )
+        .is_err(),
+        "read or write only"
+    );
+}
