@@ -114,8 +114,9 @@ async fn the_keys_are_the_documented_layout_under_the_prefix() {
         keys,
         [
             "doc:history:s-1",
-            "doc:names",
+            "doc:names:local",
             "doc:open",
+            "doc:owned:local",
             "doc:running",
             "doc:running:s-1",
             "doc:schema",
@@ -177,6 +178,86 @@ async fn the_keys_are_the_documented_layout_under_the_prefix() {
         ["doc:schema"],
         "pruning leaves nothing of the session"
     );
+}
+
+#[tokio::test]
+async fn a_layout_1_prefix_is_migrated_to_names_per_owner_keeping_its_sessions() {
+    let Some(redis) =
+        server("a_layout_1_prefix_is_migrated_to_names_per_owner_keeping_its_sessions").await
+    else {
+        return;
+    };
+    let mut con = redis.connection().await;
+    // Layout 1: one names hash for everyone, no owned sets.
+    let () = ::redis::pipe()
+        .set("mig:schema", 1)
+        .ignore()
+        .hset_multiple(
+            "mig:session:old",
+            &[
+                ("id", "old"),
+                ("name", "main"),
+                ("owner", "local"),
+                ("host", "127.0.0.1"),
+                ("port", "9876"),
+                ("created_at", "1.5"),
+                ("last_activity", "2"),
+                ("status", "open"),
+                ("state_version", "0"),
+                ("seq", "0"),
+                ("kept", "0"),
+            ],
+        )
+        .ignore()
+        .zadd("mig:sessions", "old", 1.5)
+        .ignore()
+        .zadd("mig:open", "old", 2.0)
+        .ignore()
+        .hset("mig:names", "main", "old")
+        .ignore()
+        .query_async(&mut con)
+        .await
+        .expect("a layout 1 prefix");
+    let store = store(&redis, "mig:").await;
+    let old = store
+        .get_by_name("local", "main")
+        .await
+        .expect("by name")
+        .expect("kept under its owner");
+    assert_eq!(old.id, "old");
+    assert_eq!(store.count_owned("local").await.expect("count"), 1);
+    match store
+        .create(new("again", Some("main")))
+        .await
+        .expect("create")
+    {
+        Created::Existing(s) => assert_eq!(s.id, "old"),
+        other => panic!("the owner's main is reused, got {other:?}"),
+    }
+    let alice = NewSession {
+        owner: "alice".into(),
+        ..new("alices", Some("main"))
+    };
+    assert!(matches!(
+        store.create(alice).await.expect("create"),
+        Created::New(_)
+    ));
+    let (version, names_v1): (String, bool) = ::redis::pipe()
+        .get("mig:schema")
+        .exists("mig:names")
+        .query_async(&mut con)
+        .await
+        .expect("GET");
+    assert_eq!(
+        version,
+        blender_session_mcp::store::redis::SCHEMA_VERSION.to_string()
+    );
+    assert!(!names_v1, "layout 1's names hash is gone");
+    drop(store);
+    // Opened again: nothing left to migrate, the same sessions.
+    let store = self::store(&redis, "mig:").await;
+    assert_eq!(store.count_owned("local").await.expect("count"), 1);
+    assert_eq!(store.count_owned("alice").await.expect("count"), 1);
 }
 
 #[tokio::test]

@@ -1,6 +1,11 @@
 //! What every [`SessionStore`] must do, as one check each store's tests run against a fresh,
 //! empty store of its kind (the memory store in its unit tests, SQLite on a temporary file,
 //! Redis on a test server). Panics on the first broken promise, naming it.
+//!
+//! - this module: one owner's sessions, commands, leases, recovery, closing, pruning;
+//! - `owners`: names per owner, counts of owned sessions.
+
+mod owners;
 
 use serde_json::json;
 
@@ -92,7 +97,7 @@ pub async fn check(store: &dyn SessionStore) {
     );
     assert_eq!(
         store
-            .get_by_name("shared")
+            .get_by_name(super::LOCAL_OWNER, "shared")
             .await
             .expect("by name")
             .map(|s| s.id),
@@ -325,7 +330,7 @@ pub async fn check(store: &dyn SessionStore) {
     );
     assert!(
         store
-            .get_by_name("shared")
+            .get_by_name(super::LOCAL_OWNER, "shared")
             .await
             .expect("by name")
             .is_none()
@@ -372,4 +377,6 @@ pub async fn check(store: &dyn SessionStore) {
     assert_eq!(store.prune(41.0).await.expect("prune"), 1);
     assert!(store.get("n1").await.expect("get").is_none());
     assert!(store.history("n1", None).await.expect("h").is_none());
+
+    owners::check(store).await;
 }

@@ -46,6 +46,13 @@ impl MemoryStore {
     }
 }
 
+impl StoredSession {
+    /// Whether this is `owner`'s open session named `name`.
+    fn is_open_named(&self, owner: &str, name: &str) -> bool {
+        self.status == Status::Open && self.owner == owner && self.name.as_deref() == Some(name)
+    }
+}
+
 impl Kept {
     /// Append `entry` with the next sequence number, dropping the oldest past `limit`.
     fn push(&mut self, mut entry: HistoryEntry, holder: Option<String>, limit: usize) -> u64 {
@@ -79,7 +86,7 @@ impl SessionStore for MemoryStore {
         if let Some(name) = &new.name
             && let Some(k) = map
                 .values()
-                .find(|k| k.session.status == Status::Open && k.session.name.as_ref() == Some(name))
+                .find(|k| k.session.is_open_named(&new.owner, name))
         {
             return Ok(Created::Existing(k.session.clone()));
         }
@@ -98,12 +105,20 @@ impl SessionStore for MemoryStore {
         Ok(self.map().get(id).map(|k| k.session.clone()))
     }
 
-    async fn get_by_name(&self, name: &str) -> StoreResult<Option<StoredSession>> {
+    async fn get_by_name(&self, owner: &str, name: &str) -> StoreResult<Option<StoredSession>> {
         Ok(self
             .map()
             .values()
-            .find(|k| k.session.status == Status::Open && k.session.name.as_deref() == Some(name))
+            .find(|k| k.session.is_open_named(owner, name))
             .map(|k| k.session.clone()))
+    }
+
+    async fn count_owned(&self, owner: &str) -> StoreResult<u64> {
+        Ok(self
+            .map()
+            .values()
+            .filter(|k| k.session.status == Status::Open && k.session.owner == owner)
+            .count() as u64)
     }
 
     async fn list_page(&self, offset: usize, limit: usize) -> StoreResult<SessionPage> {

@@ -51,7 +51,8 @@ pub type StateBlob = std::sync::Arc<str>;
 pub struct NewSession {
     /// Its id (unique; made by the caller).
     pub id: String,
-    /// Its name, when it has one: at most one open session has a given name.
+    /// Its name, when it has one: at most one open session of an owner has a given name
+    /// (two owners may each have one of the same name).
     pub name: Option<String>,
     /// Who owns it (`local` for stdio clients).
     pub owner: String,
@@ -171,7 +172,7 @@ impl StoredSession {
 pub enum Created {
     /// A new session.
     New(StoredSession),
-    /// An open session with the name asked for existed: it is reused.
+    /// An open session of the same owner with the name asked for existed: it is reused.
     Existing(StoredSession),
 }
 
@@ -270,15 +271,16 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
     /// Which store this is and where.
     fn location(&self) -> &StoreLocation;
 
-    /// Create a session. With a name, an open session of that name is reused instead
-    /// (atomically: two processes creating one name get one session).
+    /// Create a session. With a name, an open session of the same owner and name is reused
+    /// instead (atomically: two processes creating one name get one session); another
+    /// owner's session of that name is not.
     async fn create(&self, new: NewSession) -> StoreResult<Created>;
 
     /// A session by id, open or closed.
     async fn get(&self, id: &str) -> StoreResult<Option<StoredSession>>;
 
-    /// The open session of a name.
-    async fn get_by_name(&self, name: &str) -> StoreResult<Option<StoredSession>>;
+    /// The open session `owner` has named `name`.
+    async fn get_by_name(&self, owner: &str, name: &str) -> StoreResult<Option<StoredSession>>;
 
     /// Every open session (and the closed ones not yet pruned when `closed`), oldest first.
     async fn list(&self, closed: bool) -> StoreResult<Vec<StoredSession>>;
@@ -287,6 +289,9 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
     /// [`SessionStore::list`]) and how many are open: what `list_sessions` shows a model,
     /// at a cost that grows with the page, not with the store.
     async fn list_page(&self, offset: usize, limit: usize) -> StoreResult<SessionPage>;
+
+    /// How many open sessions `owner` owns.
+    async fn count_owned(&self, owner: &str) -> StoreResult<u64>;
 
     /// Take the session's lease for `holder` (free, expired, or already its own) and append
     /// the entry as `running` with the next sequence number, as one step; also the

@@ -8,18 +8,27 @@
 //! | `{p}sessions` | sorted set | every stored session id, scored by `created_at` (listing order) |
 //! | `{p}open` | sorted set | open session ids, scored by `last_activity` (idle listing) |
 //! | `{p}closed` | sorted set | closed session ids, scored by `closed_at` (pruning) |
-//! | `{p}names` | hash | name → id of the open session of that name |
+//! | `{p}names:{owner}` | hash | name → id of the owner's open session of that name |
+//! | `{p}owned:{owner}` | set | ids of the owner's open sessions |
 //! | `{p}running` | set | ids of sessions with entries written as running and not finished |
 //! | `{p}session:{id}` | hash | the record (fields in [`super::record`]) |
 //! | `{p}history:{id}` | list | history entries as JSON, oldest first, the newest `--history-limit` |
 //! | `{p}running:{id}` | hash | seq → lease holder of each entry still running |
 //!
+//! Names are unique per owner, so each owner has a names hash of its own (an owner or a
+//! name may hold any character: the key is never parsed back). A session's owner never
+//! changes; the names and owned entries of a session are removed when it is closed.
+//!
 //! Multi-key changes are Lua scripts (`lua/*.lua`), atomic on one Redis server. The scripts
-//! that walk several sessions (idle listing, pruning, reusing a name) build key names from
-//! the prefix, so the layout is for one Redis server or primary, not Redis Cluster.
+//! that walk several sessions (idle listing, pruning, reusing a name) or reach an owner's
+//! keys from a session (closing) build key names from the prefix, so the layout is for one
+//! Redis server or primary, not Redis Cluster.
+//!
+//! Layout 1 (one `{p}names` hash for every owner, no owned sets) is brought to layout 2 when
+//! a store opens it (`lua/migrate.lua`, one script).
 
 /// The version of this layout, kept in `{p}schema`.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// The default key prefix.
 pub const DEFAULT_PREFIX: &str = "bsm:";
@@ -71,8 +80,18 @@ impl Keys {
         self.key("closed")
     }
 
-    /// `{p}names`.
-    pub fn names(&self) -> String {
+    /// `{p}names:{owner}`.
+    pub fn names(&self, owner: &str) -> String {
+        self.of("names", owner)
+    }
+
+    /// `{p}owned:{owner}`.
+    pub fn owned(&self, owner: &str) -> String {
+        self.of("owned", owner)
+    }
+
+    /// `{p}names`: layout 1's names of every owner (read only by the migration).
+    pub fn names_v1(&self) -> String {
         self.key("names")
     }
 
@@ -109,7 +128,9 @@ mod tests {
             k.sessions(),
             k.open(),
             k.closed(),
-            k.names(),
+            k.names("local"),
+            k.owned("local"),
+            k.names_v1(),
             k.running_sessions(),
             k.session("s-1"),
             k.history("s-1"),

@@ -116,14 +116,15 @@ impl RedisStore {
         idle_before: Option<f64>,
     ) -> StoreResult<Option<StoredSession>> {
         let k = &self.keys;
-        let keys = [k.session(id), k.open(), k.closed(), k.names()];
+        let keys = [k.session(id), k.open(), k.closed()];
         let flat: Vec<String> = self
             .run("closing a session", |mut con| {
                 let mut inv = self.scripts.close.prepare_invoke();
                 inv.key(&keys[..])
                     .arg(id)
                     .arg(now.to_string())
-                    .arg(record::reason_name(reason));
+                    .arg(record::reason_name(reason))
+                    .arg(k.prefix());
                 if let Some(before) = idle_before {
                     inv.arg(before.to_string());
                 }

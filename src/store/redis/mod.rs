@@ -56,6 +56,7 @@ struct Scripts {
     idle: Script,
     prune: Script,
     interrupt: Script,
+    migrate: Script,
 }
 
 impl Scripts {
@@ -70,6 +71,7 @@ impl Scripts {
             idle: Script::new(include_str!("lua/idle.lua")),
             prune: Script::new(include_str!("lua/prune.lua")),
             interrupt: Script::new(include_str!("lua/interrupt.lua")),
+            migrate: Script::new(include_str!("lua/migrate.lua")),
         }
     }
 }
@@ -95,9 +97,9 @@ impl std::fmt::Debug for RedisStore {
 
 impl RedisStore {
     /// Connect to the Redis at `config.url` and check (or write, on an empty database) the
-    /// layout version under the prefix. Fails, naming the store, when Redis cannot be
-    /// reached within `op_timeout`, when the URL is not a Redis URL, or when the prefix
-    /// holds a layout this program does not know.
+    /// layout version under the prefix, bringing an older layout to this one. Fails, naming
+    /// the store, when Redis cannot be reached within `op_timeout`, when the URL is not a
+    /// Redis URL, or when the prefix holds a layout this program does not know.
     pub async fn open(config: RedisConfig) -> StoreResult<Self> {
         let location = StoreLocation::new(
             StoreKind::Redis,
@@ -158,6 +160,10 @@ impl RedisStore {
                 }
             })
             .await?;
+        let found = match found.as_deref() {
+            Some("1") => self.migrate().await?,
+            _ => found,
+        };
         let Some(found) = found else {
             return Err(self.failed("reading the layout version", "it vanished".into()));
         };
@@ -175,6 +181,18 @@ impl RedisStore {
                 ),
             }),
         }
+    }
+
+    /// Bring layout 1 to this one ([`keys`]); returns the version found after.
+    async fn migrate(&self) -> StoreResult<Option<String>> {
+        let k = &self.keys;
+        let keys = [k.schema(), k.names_v1(), k.open()];
+        self.run("migrating the layout", |mut con| {
+            let mut inv = self.scripts.migrate.prepare_invoke();
+            inv.key(&keys[..]).arg(k.prefix()).arg(SCHEMA_VERSION);
+            async move { inv.invoke_async(&mut con).await }
+        })
+        .await
     }
 
     /// Run one store call: `call` gets a handle on the shared connection. A call refused

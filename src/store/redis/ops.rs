@@ -89,7 +89,13 @@ impl SessionStore for RedisStore {
 
     async fn create(&self, new: NewSession) -> StoreResult<Created> {
         let k = &self.keys;
-        let keys = [k.session(&new.id), k.sessions(), k.open(), k.names()];
+        let keys = [
+            k.session(&new.id),
+            k.sessions(),
+            k.open(),
+            k.names(&new.owner),
+            k.owned(&new.owner),
+        ];
         let fields = record::new_fields(&new);
         let reply: Vec<String> = self
             .run("creating a session", |mut con| {
@@ -131,8 +137,8 @@ impl SessionStore for RedisStore {
         self.parse(fields)
     }
 
-    async fn get_by_name(&self, name: &str) -> StoreResult<Option<StoredSession>> {
-        let names = self.keys.names();
+    async fn get_by_name(&self, owner: &str, name: &str) -> StoreResult<Option<StoredSession>> {
+        let names = self.keys.names(owner);
         let id: Option<String> = self
             .run("reading a session name", |mut con| {
                 let names = names.clone();
@@ -146,10 +152,18 @@ impl SessionStore for RedisStore {
             })
             .await?;
         let Some(id) = id else { return Ok(None) };
-        Ok(self
-            .get(&id)
-            .await?
-            .filter(|s| s.status == Status::Open && s.name.as_deref() == Some(name)))
+        Ok(self.get(&id).await?.filter(|s| {
+            s.status == Status::Open && s.owner == owner && s.name.as_deref() == Some(name)
+        }))
+    }
+
+    async fn count_owned(&self, owner: &str) -> StoreResult<u64> {
+        let owned = self.keys.owned(owner);
+        self.run("counting sessions", |mut con| {
+            let owned = owned.clone();
+            async move { redis::cmd("SCARD").arg(owned).query_async(&mut con).await }
+        })
+        .await
     }
 
     async fn list(&self, closed: bool) -> StoreResult<Vec<StoredSession>> {

@@ -12,6 +12,7 @@
 //! A file that is not ours, or is newer, is refused before anything is written to it.
 
 mod ops;
+mod row;
 pub mod schema;
 mod upkeep;
 

@@ -3,94 +3,22 @@
 //! the old row), on the store's thread, with cached prepared statements.
 
 use async_trait::async_trait;
-use rusqlite::{OptionalExtension, Row, TransactionBehavior, params};
+use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
-use crate::backend::Target;
 use crate::session::events::CloseReason;
 use crate::session::{HistoryEntry, Outcome};
 
 use super::super::{
     BeginCommand, Begun, Created, FinishCommand, HistoryPage, HolderGone, Lease, NewSession,
-    SessionPage, SessionStore, StateBlob, Status, StoreError, StoreLocation, StoreResult,
-    StoreStats, StoredSession,
+    SessionPage, SessionStore, StateBlob, StoreLocation, StoreResult, StoreStats, StoredSession,
 };
+use super::row::{COLUMNS, decode, encode, session_of};
 use super::{Db, SqliteStore, map_error};
 
-/// The session's columns, its state read from `states` (every query selecting these reads
-/// `FROM sessions` unaliased).
-pub(super) const COLUMNS: &str = "id, name, owner, host, port, created_at, last_activity, status, \
-     closed_at, close_reason, (SELECT state FROM states WHERE session_id = sessions.id), \
-     state_version, last_command, last_result, command_count, \
-     history_kept, lease_holder, lease_until";
-
-pub(super) fn reason_str(r: CloseReason) -> &'static str {
-    match r {
-        CloseReason::Closed => "closed",
-        CloseReason::Idle => "idle",
-        CloseReason::Shutdown => "shutdown",
-    }
-}
-
-fn reason_of(s: &str) -> CloseReason {
-    match s {
-        "idle" => CloseReason::Idle,
-        "shutdown" => CloseReason::Shutdown,
-        _ => CloseReason::Closed,
-    }
-}
-
-/// A session row (columns in [`COLUMNS`] order).
-pub(super) fn session_of(row: &Row<'_>) -> rusqlite::Result<StoredSession> {
-    let status: String = row.get(7)?;
-    let closed_at: Option<f64> = row.get(8)?;
-    let reason: Option<String> = row.get(9)?;
-    let state: Option<String> = row.get(10)?;
-    let last_result: Option<String> = row.get(13)?;
-    let holder: Option<String> = row.get(16)?;
-    let until: Option<f64> = row.get(17)?;
-    Ok(StoredSession {
-        id: row.get(0)?,
-        name: row.get(1)?,
-        owner: row.get(2)?,
-        target: Target::new(row.get::<_, String>(3)?, row.get::<_, u16>(4)?),
-        created_at: row.get(5)?,
-        last_activity: row.get(6)?,
-        status: if status == "closed" {
-            Status::Closed
-        } else {
-            Status::Open
-        },
-        closed: closed_at.map(|at| (at, reason.as_deref().map_or(CloseReason::Closed, reason_of))),
-        state: state.map(Into::into),
-        state_version: row.get::<_, i64>(11)?.max(0) as u64,
-        last_command: row.get(12)?,
-        // A result that is not JSON any more is shown as its text.
-        last_result: last_result
-            .map(|t| serde_json::from_str(&t).unwrap_or(serde_json::Value::String(t))),
-        command_count: row.get::<_, i64>(14)?.max(0) as u64,
-        history_kept: row.get::<_, i64>(15)?.max(0) as u64,
-        lease: holder
-            .zip(until)
-            .map(|(holder, until)| Lease { holder, until }),
-        shares: Vec::new(),
-    })
-}
-
-pub(super) fn encode(store: &StoreLocation, entry: &HistoryEntry) -> StoreResult<String> {
-    serde_json::to_string(entry).map_err(|e| StoreError::Failed {
-        store: store.clone(),
-        what: "encoding a history entry",
-        detail: e.to_string(),
-    })
-}
-
-pub(super) fn decode(store: &StoreLocation, text: &str) -> StoreResult<HistoryEntry> {
-    serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
-        store: store.clone(),
-        what: "history entry",
-        detail: e.to_string(),
-    })
-}
+/// An owner's (`?1`) open session of a name (`?2`), found by the `sessions_open_name` index.
+static BY_NAME: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!("SELECT {COLUMNS} FROM sessions WHERE owner = ?1 AND name = ?2 AND status = 'open'")
+});
 
 /// Store a session's tracked state (its own row in `states`).
 pub(super) fn write_state(
@@ -193,12 +121,9 @@ impl SessionStore for SqliteStore {
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(fail)?;
             if let Some(name) = &new.name {
-                let sql = format!(
-                    "SELECT {COLUMNS} FROM sessions WHERE name = ?1 AND status = 'open'"
-                );
                 let found = tx
-                    .prepare_cached(&sql)
-                    .and_then(|mut s| s.query_row([name], session_of).optional())
+                    .prepare_cached(&BY_NAME)
+                    .and_then(|mut s| s.query_row([&new.owner, name], session_of).optional())
                     .map_err(fail)?;
                 if let Some(found) = found {
                     return Ok(Created::Existing(found));
@@ -234,14 +159,27 @@ impl SessionStore for SqliteStore {
         .await
     }
 
-    async fn get_by_name(&self, name: &str) -> StoreResult<Option<StoredSession>> {
-        let name = name.to_owned();
+    async fn get_by_name(&self, owner: &str, name: &str) -> StoreResult<Option<StoredSession>> {
+        let (owner, name) = (owner.to_owned(), name.to_owned());
         self.call("reading a session", move |db| {
-            let sql = format!("SELECT {COLUMNS} FROM sessions WHERE name = ?1 AND status = 'open'");
             db.conn
-                .prepare_cached(&sql)
-                .and_then(|mut s| s.query_row([name], session_of).optional())
+                .prepare_cached(&BY_NAME)
+                .and_then(|mut s| s.query_row([owner, name], session_of).optional())
                 .map_err(|e| map_error(&db.store, "reading a session", e))
+        })
+        .await
+    }
+
+    async fn count_owned(&self, owner: &str) -> StoreResult<u64> {
+        let owner = owner.to_owned();
+        self.call("counting sessions", move |db| {
+            db.conn
+                .prepare_cached(
+                    "SELECT count(*) FROM sessions WHERE owner = ?1 AND status = 'open'",
+                )
+                .and_then(|mut s| s.query_row([owner], |r| r.get::<_, i64>(0)))
+                .map(|n| n.max(0) as u64)
+                .map_err(|e| map_error(&db.store, "counting sessions", e))
         })
         .await
     }

@@ -11,7 +11,8 @@ use crate::session::{HistoryEntry, Outcome};
 use super::super::{
     HolderGone, INTERRUPTED_MESSAGE, SessionPage, StateBlob, StoreResult, StoreStats, StoredSession,
 };
-use super::ops::{Append, COLUMNS, decode, encode, reason_str, session_of, write_state};
+use super::ops::{Append, write_state};
+use super::row::{COLUMNS, decode, encode, reason_str, session_of};
 use super::{Db, SqliteStore, map_error};
 
 impl SqliteStore {

@@ -1,7 +1,7 @@
--- Create a session record; with a name, reuse the open session of that name instead.
--- KEYS: 1 session:{id}  2 sessions  3 open  4 names
+-- Create a session record; with a name, reuse the owner's open session of that name instead.
+-- KEYS: 1 session:{id}  2 sessions  3 open  4 names:{owner}  5 owned:{owner}
 -- ARGV: 1 id  2 created_at  3 name ('' for none)  4 key prefix  5.. field value pairs
--- Returns {'new'}, {'existing', field, value, ...} (the open session of the name), or
+-- Returns {'new'}, {'existing', field, value, ...} (the owner's open session of the name), or
 -- {'id_taken'}.
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return {'id_taken'}
@@ -21,4 +21,5 @@ end
 redis.call('HSET', KEYS[1], unpack(ARGV, 5))
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
+redis.call('SADD', KEYS[5], ARGV[1])
 return {'new'}
