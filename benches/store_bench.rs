@@ -202,7 +202,7 @@ async fn list_and_start(
     let mut pages = Vec::new();
     for _ in 0..scale.lists {
         let started = Instant::now();
-        let page = store.list_page(0, LIST_PAGE).await?;
+        let page = store.list_page(0, LIST_PAGE, None).await?;
         pages.push(started.elapsed().as_secs_f64() * 1e3);
         if page.total < scale.sessions as u64 || page.sessions.len() < LIST_PAGE.min(scale.sessions)
         {

@@ -13,7 +13,7 @@ use blender_session_mcp::session::events::CloseReason;
 use blender_session_mcp::session::{HistoryEntry, Outcome};
 use blender_session_mcp::store::redis::{RedisConfig, RedisStore};
 use blender_session_mcp::store::{
-    BeginCommand, Begun, Created, FinishCommand, NewSession, SessionStore, StoreError,
+    Access, BeginCommand, Begun, Created, FinishCommand, NewSession, SessionStore, StoreError,
 };
 use serde_json::json;
 use support::redis::RedisServer;
@@ -87,6 +87,18 @@ async fn the_redis_store_passes_the_conformance_check() {
 }
 
 #[tokio::test]
+async fn shares_and_names_survive_reopening_the_store() {
+    let Some(redis) = server("shares_and_names_survive_reopening_the_store").await else {
+        return;
+    };
+    let store = store(&redis, "reopen:").await;
+    blender_session_mcp::store::conformance::shares_before_reopen(&store).await;
+    drop(store);
+    let store = self::store(&redis, "reopen:").await;
+    blender_session_mcp::store::conformance::shares_after_reopen(&store).await;
+}
+
+#[tokio::test]
 async fn the_keys_are_the_documented_layout_under_the_prefix() {
     let Some(redis) = server("the_keys_are_the_documented_layout_under_the_prefix").await else {
         return;
@@ -96,6 +108,12 @@ async fn the_keys_are_the_documented_layout_under_the_prefix() {
         .create(new("s-1", Some("shared")))
         .await
         .expect("create");
+    assert!(
+        store
+            .share("s-1", "bob", Some(Access::Read))
+            .await
+            .expect("share")
+    );
     let Begun::Started { seq, .. } = store
         .begin_command("s-1", begin("me", 2e9))
         .await
@@ -121,7 +139,8 @@ async fn the_keys_are_the_documented_layout_under_the_prefix() {
             "doc:running:s-1",
             "doc:schema",
             "doc:session:s-1",
-            "doc:sessions"
+            "doc:sessions",
+            "doc:shares:s-1"
         ]
     );
     let stored: String = ::redis::cmd("LINDEX")

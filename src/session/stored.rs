@@ -175,7 +175,7 @@ impl Registry {
         offset: usize,
         limit: usize,
     ) -> Result<(Vec<SessionInfo>, u64), SessionError> {
-        let page = self.store().list_page(offset, limit).await?;
+        let page = self.store().list_page(offset, limit, None).await?;
         let live = self.live().clone();
         let infos = page
             .sessions

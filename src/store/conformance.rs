@@ -3,9 +3,14 @@
 //! Redis on a test server). Panics on the first broken promise, naming it.
 //!
 //! - this module: one owner's sessions, commands, leases, recovery, closing, pruning;
-//! - `owners`: names per owner, counts of owned sessions.
+//! - `owners`: names per owner, counts of owned sessions;
+//! - `shares`: shares, the access they give, what a viewer's page shows; and what survives
+//!   reopening a store ([`shares_before_reopen`], [`shares_after_reopen`]).
 
 mod owners;
+mod shares;
+
+pub use shares::{shares_after_reopen, shares_before_reopen};
 
 use serde_json::json;
 
@@ -354,7 +359,7 @@ pub async fn check(store: &dyn SessionStore) {
     assert_eq!(store.list(true).await.expect("list").len(), 3);
     // Pages of the open sessions, in the same order, the closed one (n1) skipped.
     let page = |offset, limit| async move {
-        let p = store.list_page(offset, limit).await.expect("page");
+        let p = store.list_page(offset, limit, None).await.expect("page");
         (
             p.total,
             p.sessions.into_iter().map(|s| s.id).collect::<Vec<_>>(),
@@ -379,4 +384,5 @@ pub async fn check(store: &dyn SessionStore) {
     assert!(store.history("n1", None).await.expect("h").is_none());
 
     owners::check(store).await;
+    shares::check(store).await;
 }

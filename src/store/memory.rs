@@ -11,9 +11,9 @@ use crate::session::events::CloseReason;
 use crate::session::{HistoryEntry, Outcome};
 
 use super::{
-    BeginCommand, Begun, Created, FinishCommand, HistoryPage, HolderGone, INTERRUPTED_MESSAGE,
-    Lease, NewSession, SessionPage, SessionStore, StateBlob, Status, StoreKind, StoreLocation,
-    StoreResult, StoreStats, StoredSession,
+    Access, BeginCommand, Begun, Created, FinishCommand, HistoryPage, HolderGone,
+    INTERRUPTED_MESSAGE, Lease, NewSession, SessionPage, SessionStore, Share, StateBlob, Status,
+    StoreKind, StoreLocation, StoreResult, StoreStats, StoredSession,
 };
 
 /// One session: the record and its kept history (with the holder of each running entry).
@@ -121,13 +121,19 @@ impl SessionStore for MemoryStore {
             .count() as u64)
     }
 
-    async fn list_page(&self, offset: usize, limit: usize) -> StoreResult<SessionPage> {
+    async fn list_page(
+        &self,
+        offset: usize,
+        limit: usize,
+        viewer: Option<&str>,
+    ) -> StoreResult<SessionPage> {
         // Sort references; clone only the page.
         let map = self.map();
         let mut open: Vec<&StoredSession> = map
             .values()
             .map(|k| &k.session)
             .filter(|s| s.status == Status::Open)
+            .filter(|s| viewer.is_none_or(|v| s.access_of(v).is_some()))
             .collect();
         open.sort_by(|a, b| {
             a.created_at
@@ -153,6 +159,23 @@ impl SessionStore for MemoryStore {
                 .then_with(|| a.id.cmp(&b.id))
         });
         Ok(all)
+    }
+
+    async fn share(&self, id: &str, user: &str, access: Option<Access>) -> StoreResult<bool> {
+        let mut map = self.map();
+        let Some(k) = map.get_mut(id).filter(|k| k.session.status == Status::Open) else {
+            return Ok(false);
+        };
+        let shares = &mut k.session.shares;
+        shares.retain(|s| s.user != user);
+        if let Some(access) = access {
+            shares.push(Share {
+                user: user.to_owned(),
+                access,
+            });
+            shares.sort_by(|a, b| a.user.cmp(&b.user));
+        }
+        Ok(true)
     }
 
     async fn begin_command(&self, id: &str, begin: BeginCommand) -> StoreResult<Begun> {

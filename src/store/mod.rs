@@ -127,7 +127,7 @@ pub struct StoredSession {
     /// The lease, when one is held (it may have expired).
     pub lease: Option<Lease>,
     /// Who else may use it, sorted by user; empty for a new session
-    /// ([`StoredSession::access_of`]).
+    /// ([`StoredSession::access_of`], [`SessionStore::share`]).
     pub shares: Vec<Share>,
 }
 
@@ -237,12 +237,13 @@ pub struct HistoryPage {
     pub dropped: u64,
 }
 
-/// One page of the open sessions, oldest first, and how many there are.
+/// One page of the open sessions (those a viewer sees, with one), oldest first, and how
+/// many there are.
 #[derive(Debug, Clone)]
 pub struct SessionPage {
     /// The sessions from `offset`, at most `limit`.
     pub sessions: Vec<StoredSession>,
-    /// Open sessions in the store.
+    /// Open sessions in the store, or with a viewer those it sees (on every page).
     pub total: u64,
 }
 
@@ -276,7 +277,7 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
     /// owner's session of that name is not.
     async fn create(&self, new: NewSession) -> StoreResult<Created>;
 
-    /// A session by id, open or closed.
+    /// A session by id, open or closed, with its shares.
     async fn get(&self, id: &str) -> StoreResult<Option<StoredSession>>;
 
     /// The open session `owner` has named `name`.
@@ -286,12 +287,26 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
     async fn list(&self, closed: bool) -> StoreResult<Vec<StoredSession>>;
 
     /// The open sessions from `offset` (at most `limit`, oldest first, the order of
-    /// [`SessionStore::list`]) and how many are open: what `list_sessions` shows a model,
-    /// at a cost that grows with the page, not with the store.
-    async fn list_page(&self, offset: usize, limit: usize) -> StoreResult<SessionPage>;
+    /// [`SessionStore::list`]) and how many are open: what `list_sessions` shows a model.
+    /// With `None`, every open session, at a cost that grows with the page, not with the
+    /// store. With `viewer`, only the open sessions it owns or that are shared with it or
+    /// with [`EVERYONE`] (at either access), and `total` counts exactly those (SQLite finds
+    /// them by index, at a cost that grows with what the viewer sees; Redis walks every
+    /// stored session to count them).
+    async fn list_page(
+        &self,
+        offset: usize,
+        limit: usize,
+        viewer: Option<&str>,
+    ) -> StoreResult<SessionPage>;
 
     /// How many open sessions `owner` owns.
     async fn count_owned(&self, owner: &str) -> StoreResult<u64>;
+
+    /// Share the open session `id` with `user` (or [`EVERYONE`]): `Some` sets its access,
+    /// replacing the share it had; `None` removes its share. `false` when there is no open
+    /// session `id`. A closed session keeps its shares until it is pruned.
+    async fn share(&self, id: &str, user: &str, access: Option<Access>) -> StoreResult<bool>;
 
     /// Take the session's lease for `holder` (free, expired, or already its own) and append
     /// the entry as `running` with the next sequence number, as one step; also the
@@ -348,7 +363,8 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
     /// lease is free or expired at `now`.
     async fn list_idle(&self, idle_before: f64, now: f64) -> StoreResult<Vec<String>>;
 
-    /// Delete the sessions closed at or before `closed_before`, with their history.
+    /// Delete the sessions closed at or before `closed_before`, with their history and
+    /// shares.
     /// Returns how many.
     async fn prune(&self, closed_before: f64) -> StoreResult<u64>;
 

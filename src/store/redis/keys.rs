@@ -14,10 +14,12 @@
 //! | `{p}session:{id}` | hash | the record (fields in [`super::record`]) |
 //! | `{p}history:{id}` | list | history entries as JSON, oldest first, the newest `--history-limit` |
 //! | `{p}running:{id}` | hash | seq → lease holder of each entry still running |
+//! | `{p}shares:{id}` | hash | user (or `*`, everyone) → `read` or `write`: who else may use it |
 //!
 //! Names are unique per owner, so each owner has a names hash of its own (an owner or a
 //! name may hold any character: the key is never parsed back). A session's owner never
-//! changes; the names and owned entries of a session are removed when it is closed.
+//! changes; the names and owned entries of a session are removed when it is closed, its
+//! shares (kept with a closed session) when it is pruned.
 //!
 //! Multi-key changes are Lua scripts (`lua/*.lua`), atomic on one Redis server. The scripts
 //! that walk several sessions (idle listing, pruning, reusing a name) or reach an owner's
@@ -114,6 +116,11 @@ impl Keys {
     pub fn running(&self, id: &str) -> String {
         self.of("running", id)
     }
+
+    /// `{p}shares:{id}`.
+    pub fn shares(&self, id: &str) -> String {
+        self.of("shares", id)
+    }
 }
 
 #[cfg(test)]
@@ -135,6 +142,7 @@ mod tests {
             k.session("s-1"),
             k.history("s-1"),
             k.running("s-1"),
+            k.shares("s-1"),
         ] {
             assert!(key.starts_with("t:"), "{key}");
         }

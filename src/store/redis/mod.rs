@@ -57,6 +57,7 @@ struct Scripts {
     prune: Script,
     interrupt: Script,
     migrate: Script,
+    share: Script,
 }
 
 impl Scripts {
@@ -72,6 +73,7 @@ impl Scripts {
             prune: Script::new(include_str!("lua/prune.lua")),
             interrupt: Script::new(include_str!("lua/interrupt.lua")),
             migrate: Script::new(include_str!("lua/migrate.lua")),
+            share: Script::new(include_str!("lua/share.lua")),
         }
     }
 }

@@ -9,13 +9,13 @@ use redis::aio::ConnectionManager;
 use crate::session::events::CloseReason;
 use crate::session::{HistoryEntry, Outcome};
 use crate::store::{
-    BeginCommand, Begun, Created, FinishCommand, HistoryPage, HolderGone, Lease, NewSession,
-    SessionPage, SessionStore, StateBlob, Status, StoreLocation, StoreResult, StoreStats,
-    StoredSession,
+    Access, BeginCommand, Begun, Created, FinishCommand, HistoryPage, HolderGone, Lease,
+    NewSession, SessionPage, SessionStore, StateBlob, Status, StoreLocation, StoreResult,
+    StoreStats, StoredSession,
 };
 
 use super::RedisStore;
-use super::record::{self, from_fields, from_flat};
+use super::record::{self, from_reply, with_shares};
 
 /// Closed sessions deleted per prune script call (each call blocks Redis briefly).
 const PRUNE_BATCH: usize = 500;
@@ -36,11 +36,13 @@ fn with_seq(mut entry: HistoryEntry, seq: u64) -> Result<String, serde_json::Err
 }
 
 impl RedisStore {
+    /// A record from the fields of its hash and of its shares hash.
     pub(super) fn parse(
         &self,
         fields: HashMap<String, String>,
+        shares: HashMap<String, String>,
     ) -> StoreResult<Option<StoredSession>> {
-        from_fields(fields).map_err(|e| self.corrupt("session record", e))
+        with_shares(fields, shares).map_err(|e| self.corrupt("session record", e))
     }
 
     pub(super) fn encode<T>(&self, r: Result<T, serde_json::Error>) -> StoreResult<T> {
@@ -114,7 +116,7 @@ impl SessionStore for RedisStore {
         let mut reply = reply.into_iter();
         match reply.next().as_deref() {
             Some("new") => Ok(Created::New(StoredSession::new(new))),
-            Some("existing") => match from_flat(reply.collect()) {
+            Some("existing") => match from_reply(reply.collect()) {
                 Ok(Some(s)) => Ok(Created::Existing(s)),
                 Ok(None) => Err(self.corrupt("session record", "empty".into())),
                 Err(e) => Err(self.corrupt("session record", e)),
@@ -127,14 +129,15 @@ impl SessionStore for RedisStore {
     }
 
     async fn get(&self, id: &str) -> StoreResult<Option<StoredSession>> {
-        let key = self.keys.session(id);
-        let fields: HashMap<String, String> = self
+        let (session, shares) = (self.keys.session(id), self.keys.shares(id));
+        let (fields, shares): (HashMap<String, String>, HashMap<String, String>) = self
             .run("reading a session", |mut con| {
-                let key = key.clone();
-                async move { redis::cmd("HGETALL").arg(key).query_async(&mut con).await }
+                let mut p = redis::pipe();
+                p.atomic().hgetall(&session).hgetall(&shares);
+                async move { p.query_async(&mut con).await }
             })
             .await?;
-        self.parse(fields)
+        self.parse(fields, shares)
     }
 
     async fn get_by_name(&self, owner: &str, name: &str) -> StoreResult<Option<StoredSession>> {
@@ -197,8 +200,30 @@ impl SessionStore for RedisStore {
         Ok(sessions)
     }
 
-    async fn list_page(&self, offset: usize, limit: usize) -> StoreResult<SessionPage> {
-        self.page(offset, limit).await
+    async fn list_page(
+        &self,
+        offset: usize,
+        limit: usize,
+        viewer: Option<&str>,
+    ) -> StoreResult<SessionPage> {
+        match viewer {
+            None => self.page(offset, limit).await,
+            Some(viewer) => self.page_seen(offset, limit, viewer).await,
+        }
+    }
+
+    async fn share(&self, id: &str, user: &str, access: Option<Access>) -> StoreResult<bool> {
+        let keys = [self.keys.session(id), self.keys.shares(id)];
+        let done: i64 = self
+            .run("sharing a session", |mut con| {
+                let mut inv = self.scripts.share.prepare_invoke();
+                inv.key(&keys[..])
+                    .arg(user)
+                    .arg(access.map_or("", Access::as_str));
+                async move { inv.invoke_async(&mut con).await }
+            })
+            .await?;
+        Ok(done == 1)
     }
 
     async fn begin_command(&self, id: &str, begin: BeginCommand) -> StoreResult<Begun> {

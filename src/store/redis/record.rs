@@ -15,12 +15,16 @@
 //!
 //! Numbers are written as Rust prints them (shortest round-trip form), so a time read back is
 //! the time written.
+//!
+//! A session's shares are a hash of their own, `{p}shares:{id}` (user → `read` / `write`),
+//! read with the record ([`with_shares`]); a script that returns a record returns its shares
+//! first ([`from_reply`]).
 
 use std::collections::HashMap;
 
 use crate::backend::Target;
 use crate::session::events::CloseReason;
-use crate::store::{Lease, NewSession, Status, StoredSession};
+use crate::store::{Access, Lease, NewSession, Share, Status, StoredSession};
 
 /// Why a stored record could not be read.
 pub type Bad = String;
@@ -135,14 +139,54 @@ pub fn from_fields(mut f: HashMap<String, String>) -> Result<Option<StoredSessio
     }))
 }
 
-/// A record from a script's flat `field, value, ...` reply.
-pub fn from_flat(flat: Vec<String>) -> Result<Option<StoredSession>, Bad> {
-    let mut map = HashMap::with_capacity(flat.len() / 2);
-    let mut it = flat.into_iter();
+/// A record from its hash fields and the fields of its shares hash.
+pub fn with_shares(
+    fields: HashMap<String, String>,
+    shares: HashMap<String, String>,
+) -> Result<Option<StoredSession>, Bad> {
+    let Some(mut s) = from_fields(fields)? else {
+        return Ok(None);
+    };
+    s.shares = shares_of(shares)?;
+    Ok(Some(s))
+}
+
+/// Shares from the fields of a `{p}shares:{id}` hash, sorted by user.
+pub fn shares_of(fields: HashMap<String, String>) -> Result<Vec<Share>, Bad> {
+    let mut shares = fields
+        .into_iter()
+        .map(|(user, access)| {
+            let access = access
+                .parse::<Access>()
+                .map_err(|e| format!("a share of {user:?}: {e}"))?;
+            Ok(Share { user, access })
+        })
+        .collect::<Result<Vec<_>, Bad>>()?;
+    shares.sort_by(|a, b| a.user.cmp(&b.user));
+    Ok(shares)
+}
+
+/// A script's reply carrying a record: `n`, the shares hash as `n` items (user, access,
+/// ...), then the record's `field, value, ...`; empty for no record.
+pub fn from_reply(reply: Vec<String>) -> Result<Option<StoredSession>, Bad> {
+    let mut it = reply.into_iter();
+    let Some(n) = it.next() else {
+        return Ok(None);
+    };
+    let n: usize = n
+        .parse()
+        .map_err(|_| format!("a reply begins with {n:?}, not a count"))?;
+    let shares = pairs(it.by_ref().take(n));
+    with_shares(pairs(it), shares)
+}
+
+fn pairs(flat: impl Iterator<Item = String>) -> HashMap<String, String> {
+    let mut map = HashMap::new();
+    let mut it = flat;
     while let (Some(k), Some(v)) = (it.next(), it.next()) {
         map.insert(k, v);
     }
-    from_fields(map)
+    map
 }
 
 #[cfg(test)]
@@ -172,6 +216,37 @@ mod tests {
         assert_eq!(s.status, Status::Open);
         assert!(s.lease.is_none() && s.closed.is_none() && s.state.is_none());
         assert!(from_fields(HashMap::new()).expect("reads").is_none());
+    }
+
+    #[test]
+    fn a_scripts_reply_carries_the_shares_first() {
+        let new = NewSession {
+            id: "s-1".into(),
+            name: None,
+            owner: "olga".into(),
+            target: Target::new("127.0.0.1", 9876),
+            now: 1.0,
+        };
+        let mut reply = vec!["4".to_owned()];
+        reply.extend(["zoe", "read", "*", "write"].map(str::to_owned));
+        for (k, v) in new_fields(&new) {
+            reply.extend([k.to_owned(), v]);
+        }
+        let s = from_reply(reply).expect("reads").expect("exists");
+        let shares: Vec<(&str, Access)> = s
+            .shares
+            .iter()
+            .map(|s| (s.user.as_str(), s.access))
+            .collect();
+        assert_eq!(
+            shares,
+            [("*", Access::Write), ("zoe", Access::Read)],
+            "sorted"
+        );
+        assert!(from_reply(Vec::new()).expect("reads").is_none());
+        let bad: HashMap<String, String> = [("bob".to_owned(), "admin".to_owned())].into();
+        let e = shares_of(bad).expect_err("no such access");
+        assert!(e.contains("bob"), "{e}");
     }
 
     #[test]

@@ -14,6 +14,7 @@
 mod ops;
 mod row;
 pub mod schema;
+mod sharing;
 mod upkeep;
 
 use std::path::{Path, PathBuf};

@@ -9,8 +9,9 @@ use crate::session::events::CloseReason;
 use crate::session::{HistoryEntry, Outcome};
 
 use super::super::{
-    BeginCommand, Begun, Created, FinishCommand, HistoryPage, HolderGone, Lease, NewSession,
-    SessionPage, SessionStore, StateBlob, StoreLocation, StoreResult, StoreStats, StoredSession,
+    Access, BeginCommand, Begun, Created, FinishCommand, HistoryPage, HolderGone, Lease,
+    NewSession, SessionPage, SessionStore, StateBlob, StoreLocation, StoreResult, StoreStats,
+    StoredSession,
 };
 use super::row::{COLUMNS, decode, encode, session_of};
 use super::{Db, SqliteStore, map_error};
@@ -196,8 +197,17 @@ impl SessionStore for SqliteStore {
         .await
     }
 
-    async fn list_page(&self, offset: usize, limit: usize) -> StoreResult<SessionPage> {
-        self.page(offset, limit).await
+    async fn list_page(
+        &self,
+        offset: usize,
+        limit: usize,
+        viewer: Option<&str>,
+    ) -> StoreResult<SessionPage> {
+        self.page(offset, limit, viewer).await
+    }
+
+    async fn share(&self, id: &str, user: &str, access: Option<Access>) -> StoreResult<bool> {
+        self.set_share(id, user, access).await
     }
 
     async fn begin_command(&self, id: &str, begin: BeginCommand) -> StoreResult<Begun> {

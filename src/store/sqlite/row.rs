@@ -3,19 +3,26 @@
 //! [`StoredSession`], close reasons, history entries as JSON text.
 
 use rusqlite::Row;
+use rusqlite::types::Type;
 
 use crate::backend::Target;
 use crate::session::HistoryEntry;
 use crate::session::events::CloseReason;
 
-use super::super::{Lease, Status, StoreError, StoreLocation, StoreResult, StoredSession};
+use super::super::{
+    Access, Lease, Share, Status, StoreError, StoreLocation, StoreResult, StoredSession,
+    UnknownAccess,
+};
 
-/// The session's columns, its state read from `states` (every query selecting these reads
-/// `FROM sessions` unaliased).
+/// The session's columns, its state read from `states` and its shares from `shares` (as a
+/// JSON array of `[user, access]` pairs; every query selecting these reads `FROM sessions`
+/// unaliased). The command path reads its own few columns instead.
 pub(super) const COLUMNS: &str = "id, name, owner, host, port, created_at, last_activity, status, \
      closed_at, close_reason, (SELECT state FROM states WHERE session_id = sessions.id), \
      state_version, last_command, last_result, command_count, \
-     history_kept, lease_holder, lease_until";
+     history_kept, lease_holder, lease_until, \
+     (SELECT json_group_array(json_array(user, access)) FROM shares \
+      WHERE session_id = sessions.id)";
 
 pub(super) fn reason_str(r: CloseReason) -> &'static str {
     match r {
@@ -42,6 +49,7 @@ pub(super) fn session_of(row: &Row<'_>) -> rusqlite::Result<StoredSession> {
     let last_result: Option<String> = row.get(13)?;
     let holder: Option<String> = row.get(16)?;
     let until: Option<f64> = row.get(17)?;
+    let shares: Option<String> = row.get(18)?;
     Ok(StoredSession {
         id: row.get(0)?,
         name: row.get(1)?,
@@ -66,8 +74,25 @@ pub(super) fn session_of(row: &Row<'_>) -> rusqlite::Result<StoredSession> {
         lease: holder
             .zip(until)
             .map(|(holder, until)| Lease { holder, until }),
-        shares: Vec::new(),
+        shares: shares_of(shares.as_deref().unwrap_or("[]"))
+            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(18, Type::Text, e))?,
     })
+}
+
+/// The shares column: `[[user, access], ...]`, sorted by user.
+fn shares_of(text: &str) -> Result<Vec<Share>, Box<dyn std::error::Error + Send + Sync>> {
+    let pairs: Vec<(String, String)> = serde_json::from_str(text)?;
+    let mut shares = pairs
+        .into_iter()
+        .map(|(user, access)| {
+            Ok(Share {
+                user,
+                access: access.parse::<Access>()?,
+            })
+        })
+        .collect::<Result<Vec<_>, UnknownAccess>>()?;
+    shares.sort_by(|a, b| a.user.cmp(&b.user));
+    Ok(shares)
 }
 
 pub(super) fn encode(store: &StoreLocation, entry: &HistoryEntry) -> StoreResult<String> {

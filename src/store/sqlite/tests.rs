@@ -135,6 +135,30 @@ async fn a_reopened_file_keeps_sessions_and_two_stores_share_one_file() {
 }
 
 #[tokio::test]
+async fn shares_and_names_survive_reopening_the_file_and_go_with_a_pruned_session() {
+    use crate::session::events::CloseReason;
+    use crate::store::{SessionStore, conformance};
+    let (_dir, path) = temp();
+    let store = SqliteStore::open(&path, 3).expect("opens");
+    conformance::shares_before_reopen(&store).await;
+    drop(store);
+    let store = SqliteStore::open(&path, 3).expect("reopens");
+    conformance::shares_after_reopen(&store).await;
+    store
+        .close("k-1", CloseReason::Closed, 5.0)
+        .await
+        .expect("close")
+        .expect("open");
+    assert_eq!(store.prune(5.0).await.expect("prune"), 1);
+    drop(store);
+    let conn = rusqlite::Connection::open(&path).expect("open");
+    let left: i64 = conn
+        .query_row("SELECT count(*) FROM shares", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(left, 0, "a pruned session's shares are deleted with it");
+}
+
+#[tokio::test]
 async fn two_processes_reaping_at_once_close_a_session_once() {
     use crate::session::events::CloseReason;
     use crate::store::{NewSession, SessionStore};

@@ -1,7 +1,8 @@
-//! The SQLite store's upkeep and its less frequent calls: a page of the open sessions,
-//! an entry never sent (refused before Blender), replacing the state (`update_state`), closing (once, and only if still idle for idle cleanup),
-//! recovering commands whose server died in flight, and the counts `check` reports. Called
-//! from the [`SessionStore`](super::super::SessionStore) methods in `ops`.
+//! The SQLite store's upkeep and its less frequent calls: an entry never sent (refused
+//! before Blender), replacing the state (`update_state`), closing (once, and only if still
+//! idle for idle cleanup), recovering commands whose server died in flight, and the counts
+//! `check` reports. Called from the [`SessionStore`](super::super::SessionStore) methods in
+//! `ops`.
 
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
@@ -9,10 +10,10 @@ use crate::session::events::CloseReason;
 use crate::session::{HistoryEntry, Outcome};
 
 use super::super::{
-    HolderGone, INTERRUPTED_MESSAGE, SessionPage, StateBlob, StoreResult, StoreStats, StoredSession,
+    HolderGone, INTERRUPTED_MESSAGE, StateBlob, StoreResult, StoreStats, StoredSession,
 };
 use super::ops::{Append, write_state};
-use super::row::{COLUMNS, decode, encode, reason_str, session_of};
+use super::row::{decode, encode, reason_str};
 use super::{Db, SqliteStore, map_error};
 
 impl SqliteStore {
@@ -177,33 +178,6 @@ impl SqliteStore {
                 .and_then(|mut s| s.execute([closed_before]))
                 .map(|n| n as u64)
                 .map_err(|e| map_error(&db.store, "pruning closed sessions", e))
-        })
-        .await
-    }
-
-    pub(super) async fn page(&self, offset: usize, limit: usize) -> StoreResult<SessionPage> {
-        self.call("listing sessions", move |db| {
-            let fail = |e| map_error(&db.store, "listing sessions", e);
-            let total: i64 = db
-                .conn
-                .prepare_cached("SELECT count(*) FROM sessions WHERE status = 'open'")
-                .and_then(|mut s| s.query_row([], |r| r.get(0)))
-                .map_err(fail)?;
-            let sql = format!(
-                "SELECT {COLUMNS} FROM sessions WHERE status = 'open' ORDER BY created_at, id
-                 LIMIT ?1 OFFSET ?2"
-            );
-            let mut stmt = db.conn.prepare_cached(&sql).map_err(fail)?;
-            let big = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
-            let sessions = stmt
-                .query_map(params![big(limit), big(offset)], session_of)
-                .map_err(fail)?
-                .collect::<rusqlite::Result<Vec<_>>>()
-                .map_err(fail)?;
-            Ok(SessionPage {
-                sessions,
-                total: total.max(0) as u64,
-            })
         })
         .await
     }

@@ -1,10 +1,10 @@
 -- Close an open session, exactly once whoever else closes it at the same time: the record
 -- says closed, when and why, its lease and its name are freed, it leaves its owner's set.
--- KEYS: 1 session:{id}  2 open  3 closed
+-- KEYS: 1 session:{id}  2 open  3 closed  4 shares:{id}
 -- ARGV: 1 id  2 now  3 reason  4 key prefix  [5 idle_before: close only if still idle, i.e.
 --       last active at or before it and its lease free or expired at `now`]
--- Returns the closed record (field, value, ...), or an empty list when it was not open (or
--- not idle any more).
+-- Returns {n, the n items of its shares hash (user, access, ...), field, value, ...} of the
+-- closed record, or an empty list when it was not open (or not idle any more).
 if redis.call('HGET', KEYS[1], 'status') ~= 'open' then
   return {}
 end
@@ -29,4 +29,12 @@ if s[1] then
   end
   redis.call('SREM', ARGV[4] .. 'owned:' .. s[1], ARGV[1])
 end
-return redis.call('HGETALL', KEYS[1])
+local shares = redis.call('HGETALL', KEYS[4])
+local reply = {tostring(#shares)}
+for _, v in ipairs(shares) do
+  table.insert(reply, v)
+end
+for _, v in ipairs(redis.call('HGETALL', KEYS[1])) do
+  table.insert(reply, v)
+end
+return reply
