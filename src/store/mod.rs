@@ -1,9 +1,10 @@
 //! Where session records live: the [`SessionStore`] seam and its stores.
 //!
-//! A store keeps what a session *is* (id, optional name, owner, target, times, status, the
-//! tracked state as an opaque JSON blob, counts, the history with its sequence numbers, the
-//! per-session lease); what a process holds for a session (its link to Blender, the command
-//! in flight) stays in that process, keyed by session id (`session::live`).
+//! A store keeps what a session *is* (id, optional name unique per owner, owner, who else
+//! it is shared with ([`Share`], [`Access`]), target, times, status, the tracked state as an
+//! opaque JSON blob, counts, the history with its sequence numbers, the per-session lease);
+//! what a process holds for a session (its link to Blender, the command in flight) stays in
+//! that process, keyed by session id (`session::live`).
 //!
 //! - [`memory`]: one process's memory, nothing on disk (`--store memory`).
 //! - `sqlite`: a file shared by the processes of one machine (the default).
