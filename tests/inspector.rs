@@ -102,18 +102,12 @@ async fn the_inspector_lists_prompts() {
     }
 }
 
-/// The Inspector sends `--tool-arg limit=2` as the string `"2"`: the lenient arguments.
-#[tokio::test]
-async fn the_inspector_calls_a_tool_with_a_string_argument() {
+/// Call get_session_history with `--tool-arg ARG`: a session's history of at most 2 entries.
+async fn history_with(test: &str, arg: &str) {
     let Some(out) = inspector(
-        "the_inspector_calls_a_tool_with_a_string_argument",
+        test,
         "tools/call",
-        &[
-            "--tool-name",
-            names::GET_SESSION_HISTORY,
-            "--tool-arg",
-            "limit=2",
-        ],
+        &["--tool-name", names::GET_SESSION_HISTORY, "--tool-arg", arg],
     )
     .await
     else {
@@ -131,4 +125,26 @@ async fn the_inspector_calls_a_tool_with_a_string_argument() {
         .as_array()
         .unwrap_or_else(|| panic!("no entries: {out:#}"));
     assert!(entries.len() <= 2, "{out:#}");
+}
+
+/// The Inspector (0.17) parses a `--tool-arg` value as JSON when it can: `limit="2"` is the
+/// string `"2"`, what clients that send every argument as a string do (the lenient
+/// arguments).
+#[tokio::test]
+async fn the_inspector_calls_a_tool_with_a_string_argument() {
+    history_with(
+        "the_inspector_calls_a_tool_with_a_string_argument",
+        r#"limit="2""#,
+    )
+    .await;
+}
+
+/// `limit=2` is the number 2.
+#[tokio::test]
+async fn the_inspector_calls_a_tool_with_a_number_argument() {
+    history_with(
+        "the_inspector_calls_a_tool_with_a_number_argument",
+        "limit=2",
+    )
+    .await;
 }
