@@ -21,6 +21,8 @@
 //! | [`check`] | the `check` command: what answers on the Blender port |
 //! | [`cli`] | flags, mapped onto the plain config structs the modules above take; `main.rs` only parses and runs |
 //! | [`store`] | where session records live: the [`store::SessionStore`] seam, the memory and SQLite stores |
+//! | [`http`] | the Streamable HTTP transport: rmcp's service behind the `Host`/`Origin`/token guard, TLS |
+//! | [`auth`] | users, rights and bearer tokens; the auth file and the `token` subcommand's operations |
 //! | [`preview`] | bounded previews of large values, for history and events |
 //!
 //! ## Adding a backend
@@ -50,12 +52,14 @@
 //! a link whose reply is unaccounted for (timeout, cancellation, broken stream) is dropped,
 //! and an operation is never re-sent.
 
+pub mod auth;
 pub mod backend;
 pub mod chat;
 pub mod check;
 pub mod cli;
 pub mod demo;
 pub mod headless;
+pub mod http;
 pub mod mcp;
 pub mod preview;
 pub mod session;

@@ -64,6 +64,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 async fn serve_mcp(args: &ServeArgs) -> anyhow::Result<()> {
+    let http = args.http.config()?;
+    if let Some(http) = &http {
+        http.check()?;
+    }
     let config = args.registry_config();
     let store = args
         .store_config()
@@ -88,24 +92,68 @@ async fn serve_mcp(args: &ServeArgs) -> anyhow::Result<()> {
                 _ = eof.cancelled() => tracing::info!("stdin closed: shutting down"),
                 _ = stop.cancelled() => {}
             }
+            // Ends the HTTP server too, when there is one.
+            stop.cancel();
             registry.shutdown().await;
         })
     };
 
-    let server = BlenderServer::new(registry.clone());
-    let transport = blender_session_mcp::mcp::stdio::transport(args.max_message_bytes, eof.clone());
-    let outcome = match server.serve_with_ct(transport, stop.clone()).await {
+    let mut server = BlenderServer::new(registry.clone());
+    if args.http.disable_code_exec {
+        server = server.without_code_exec();
+    }
+    let outcome = match http {
+        None => serve_stdio(server, args, stop.clone(), eof.clone()).await,
+        Some(http) => {
+            let running = blender_session_mcp::http::start(http, server.clone(), stop.clone())
+                .await
+                .context("the HTTP server could not start")?;
+            // Tests and scripts read the address from this line (the port when 0 was asked).
+            eprintln!("MCP over HTTP at {}", running.url);
+            let stdio = args.http.stdio.then(|| {
+                let (server, stop, eof) = (server.clone(), stop.clone(), eof.clone());
+                let max = args.max_message_bytes;
+                tokio::spawn(async move { serve_stdio_with(server, max, stop, eof).await })
+            });
+            let served = running.wait().await.context("the HTTP server failed");
+            if let Some(task) = stdio {
+                eof.cancel();
+                let _ = task.await;
+            }
+            served
+        }
+    };
+    eof.cancel();
+    let _ = closer.await;
+    let _ = cleanup.await;
+    outcome
+}
+
+async fn serve_stdio(
+    server: BlenderServer,
+    args: &ServeArgs,
+    stop: CancellationToken,
+    eof: CancellationToken,
+) -> anyhow::Result<()> {
+    serve_stdio_with(server, args.max_message_bytes, stop, eof).await
+}
+
+/// MCP over this process's stdin/stdout until stdin closes or `stop` fires.
+async fn serve_stdio_with(
+    server: BlenderServer,
+    max_message_bytes: usize,
+    stop: CancellationToken,
+    eof: CancellationToken,
+) -> anyhow::Result<()> {
+    let transport = blender_session_mcp::mcp::stdio::transport(max_message_bytes, eof.clone());
+    match server.serve_with_ct(transport, stop).await {
         Ok(service) => {
             let reason = service.waiting().await;
             tracing::info!("MCP service ended: {reason:?}");
             Ok(())
         }
         Err(e) => Err(anyhow::Error::new(e).context("MCP initialization over stdio failed")),
-    };
-    eof.cancel();
-    let _ = closer.await;
-    let _ = cleanup.await;
-    outcome
+    }
 }
 
 /// A token cancelled on Ctrl-C or SIGTERM. The handlers are installed before this returns,
@@ -206,6 +254,12 @@ async fn main() -> anyhow::Result<()> {
         Some(Command::Blender(args)) => {
             init_logs(args.log_format, "info");
             run_blender(args).await
+        }
+        Some(Command::Token(args)) => {
+            init_logs(LogFormat::Text, "warn");
+            let out = blender_session_mcp::cli::http::run_token(&args)?;
+            print!("{out}");
+            Ok(())
         }
         Some(Command::Chat(args)) => {
             // The chat talks to a person and says what went wrong itself: only errors are logged.

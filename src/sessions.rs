@@ -130,14 +130,17 @@ fn table(rows: &[Vec<String>]) {
 
 fn session_rows(sessions: &[SessionInfo]) -> Vec<Vec<String>> {
     let mut rows = vec![
-        ["ID", "NAME", "STATUS", "COMMANDS", "IDLE", "BLENDER"]
-            .map(String::from)
-            .to_vec(),
+        [
+            "ID", "NAME", "OWNER", "STATUS", "COMMANDS", "IDLE", "BLENDER",
+        ]
+        .map(String::from)
+        .to_vec(),
     ];
     for s in sessions {
         rows.push(vec![
             s.session_id.clone(),
             s.name.clone().unwrap_or_else(|| "-".into()),
+            s.owner.clone(),
             s.status.as_str().into(),
             s.command_count.to_string(),
             age(s.idle_seconds),

@@ -48,6 +48,8 @@ async fn server_identity_instructions_and_tool_list() {
             "get_session_info",
             "get_viewport_screenshot",
             "list_sessions",
+            "share_session",
+            "unshare_session",
         ]
     );
     for tool in &tools {

@@ -24,7 +24,7 @@ async fn stdout_carries_only_json_rpc_and_logs_go_to_stderr() {
         .await;
     assert_eq!(
         tools["result"]["tools"].as_array().expect("tools").len(),
-        10
+        12
     );
     let code = server
         .call_tool(

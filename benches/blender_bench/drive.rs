@@ -112,7 +112,11 @@ pub(crate) async fn spawn_server(port: u16) -> (Client, tokio::process::Child, I
     (client, child, started)
 }
 
-pub(crate) async fn call(client: &Client, tool: &str, args: Value) -> CallToolResult {
+pub(crate) async fn call(
+    client: &rmcp::Peer<RoleClient>,
+    tool: &str,
+    args: Value,
+) -> CallToolResult {
     let Value::Object(map) = args else {
         panic!("object")
     };

@@ -6,7 +6,7 @@
 //!
 //! The first part starts its own zero-delay fake addon, a Rust twin of the BlenderMCP addon
 //! ([`twin`]), and fills one table ([`report`]) with the figures of [`calls`], [`large`] and
-//! [`sessions`], driving the server as [`drive`] says, memory counted by [`alloc`]. The
+//! [`sessions`] and [`http`] (HTTP against stdio), driving the server as [`drive`] says, memory counted by [`alloc`]. The
 //! second ([`side`]) runs on a real Blender ([`real`]: `BENCH_ADDON_PY` = the unmodified
 //! classic addon's `addon.py`, run through `addon_shim.py`; without it our headless server),
 //! drives ours and the peer (`BENCH_PEER_CMD`) with one plain JSON-RPC client ([`rpc`]), and
@@ -16,6 +16,7 @@
 mod alloc;
 mod calls;
 mod drive;
+mod http;
 mod large;
 mod real;
 mod report;
@@ -41,6 +42,8 @@ struct Scale {
     par_sessions: usize,
     par_calls: usize,
     history: usize,
+    http_clients: usize,
+    http_calls: usize,
     side: side::SideScale,
 }
 
@@ -57,6 +60,8 @@ impl Scale {
                 par_sessions: 4,
                 par_calls: 5,
                 history: 50,
+                http_clients: 4,
+                http_calls: 5,
                 side: side::SideScale {
                     sizes: vec![3, 1_000],
                     smoke: true,
@@ -74,6 +79,8 @@ impl Scale {
                 par_sessions: 100,
                 par_calls: 100,
                 history: 1000,
+                http_clients: 100,
+                http_calls: 50,
                 side: side::SideScale {
                     sizes: vec![3, 1_000, 10_000, 50_000],
                     smoke: false,
@@ -98,6 +105,7 @@ async fn bench(scale: Scale) -> (Table, String) {
     let twin = Twin::start(0);
     calls::overhead(&mut t, &twin, &scale).await;
     large::replies(&mut t, &twin, &scale).await;
+    http::http_vs_stdio(&mut t, &twin, &scale).await;
     calls::cold_start(&mut t, &twin, &scale).await;
     sessions::at_scale(&mut t, &twin, &scale).await;
     sessions::parallel(&mut t, &twin, &scale).await;

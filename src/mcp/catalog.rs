@@ -22,6 +22,9 @@ fn output_schema(tool: &str) -> Option<Arc<JsonObject>> {
         names::LIST_SESSIONS => schema_for_output::<SessionList>(),
         names::GET_SESSION_HISTORY => schema_for_output::<SessionHistory>(),
         names::CLOSE_SESSION => schema_for_output::<Closed>(),
+        names::SHARE_SESSION | names::UNSHARE_SESSION => {
+            schema_for_output::<super::sharing::Shared>()
+        }
         names::GET_OBJECT_INFO | names::BLENDER_COMMAND => {
             let Value::Object(map) = json!({
                 "type": "object",

@@ -14,6 +14,9 @@ pub fn hint(e: &SessionError) -> Option<String> {
         SessionError::Backend(b) => return backend_hint(b),
         SessionError::Store(e) => store_hint(e),
         SessionError::Closed(_) => "Closed sessions stay readable (get_session_info, get_session_history) until pruned. Omit session_id to use your default session, or call create_session.".into(),
+        SessionError::TooManyForUser { .. } => "Close sessions you no longer need with close_session (list_sessions shows yours), or ask the server's admin for a larger --max-sessions-per-user.".into(),
+        SessionError::ReadOnly(_) => "Its owner shared it for reading: get_scene_info, get_object_info, get_session_info and the history work. Ask the owner for write access (share_session with access \"write\"), or omit session_id to work in your own default session.".into(),
+        SessionError::NotOwner(_) => "Ask the session's owner; you can keep using it as it was shared with you.".into(),
         SessionError::LeaseTimeout { .. } => "Another client sharing this session is running a long command; retry when it is done (get_session_history shows it), or use a session of your own.".into(),
         SessionError::ShuttingDown | SessionError::Cancelled { .. } | SessionError::SessionClosed { .. } => return None,
     })

@@ -22,9 +22,11 @@ pub mod progress;
 pub mod prompts;
 pub mod resources;
 pub mod schema;
+pub mod sharing;
 pub mod stdio;
 pub mod tools;
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use rmcp::handler::server::router::tool::ToolRouter;
@@ -44,7 +46,10 @@ use rmcp::{ErrorData, Peer, RoleServer, ServerHandler};
 use serde_json::Value;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
+use crate::auth::{Rights, User};
+use crate::http::guard::Slot;
 use crate::session::{Call, Registry, SessionError};
+use crate::store::Access;
 
 pub use errors::error_text;
 use notify::Interests;
@@ -69,21 +74,67 @@ for any other addon command. get_session_info shows the tracked state without as
 The same facts are resources (blender://sessions, blender://sessions/{session_id} and \
 blender://sessions/{session_id}/history); long calls send progress notifications.";
 
+/// Default sessions by user, with the lock held while one is being made (it may wait for
+/// the store) so two first calls make one.
+#[derive(Debug, Default)]
+struct Defaults {
+    ids: Mutex<HashMap<String, String>>,
+    creating: tokio::sync::Mutex<()>,
+}
+
+impl Defaults {
+    fn get(&self, user: &str) -> Option<String> {
+        self.ids
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(user)
+            .cloned()
+    }
+
+    fn set(&self, user: &str, id: String) {
+        self.ids
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(user.to_owned(), id);
+    }
+}
+
+/// Who is making one request.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The authenticated user (`local` on stdio and unauthenticated loopback HTTP).
+    pub user: User,
+    /// Whether the request came without an MCP session (HTTP on the 2026-07-28 revision):
+    /// its default session is then its user's, shared by all such requests.
+    pub sessionless: bool,
+}
+
 /// What the server knows of the one client it serves.
 #[derive(Debug)]
 struct ClientContext {
-    /// Who is calling (`local` on stdio).
-    user: String,
-    /// The client's default session, once it has one.
-    default_session: Mutex<Option<String>>,
-    /// Held while the default session is being made (it may wait for the store).
-    creating: tokio::sync::Mutex<()>,
+    /// The client's default sessions (by user: one HTTP MCP session has one user).
+    defaults: Defaults,
     /// What it subscribed to and the log level it set.
     interests: Arc<Interests>,
     /// Stops this client's notification task.
     stop: CancellationToken,
     /// Fires `stop` when the client's handler goes away.
     _stop: DropGuard,
+    /// Its place among the HTTP clients served at once.
+    _slot: Option<Slot>,
+}
+
+impl ClientContext {
+    fn new(slot: Option<Slot>) -> Self {
+        let stop = CancellationToken::new();
+        ClientContext {
+            defaults: Defaults::default(),
+            interests: Arc::new(Interests::default()),
+            _stop: stop.clone().drop_guard(),
+            stop,
+            _slot: slot,
+        }
+    }
 }
 
 /// The MCP server for one client. Create one per client connection with
@@ -93,6 +144,9 @@ struct ClientContext {
 pub struct BlenderServer {
     registry: Registry,
     client: Arc<ClientContext>,
+    /// The default sessions of sessionless HTTP requests, by user (shared by every handler
+    /// made from one prototype).
+    sessionless: Arc<Defaults>,
     tools: Arc<Vec<Tool>>,
     /// Each tool's published input schema, as the argument checks read it.
     parameters: Arc<std::collections::HashMap<String, Value>>,
@@ -103,27 +157,20 @@ impl std::fmt::Debug for BlenderServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BlenderServer")
             .field("registry", &self.registry)
-            .field("user", &self.client.user)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
 impl BlenderServer {
     /// A server for one new client over `registry`, with no default session yet.
     pub fn new(registry: Registry) -> Self {
-        let router = Self::tool_router();
+        let mut router = Self::tool_router();
+        router.merge(Self::sharing_router());
         let tools = catalog::tools(&router);
-        let stop = CancellationToken::new();
         BlenderServer {
             registry,
-            client: Arc::new(ClientContext {
-                user: "local".into(),
-                default_session: Mutex::new(None),
-                creating: tokio::sync::Mutex::new(()),
-                interests: Arc::new(Interests::default()),
-                _stop: stop.clone().drop_guard(),
-                stop,
-            }),
+            client: Arc::new(ClientContext::new(None)),
+            sessionless: Arc::new(Defaults::default()),
             parameters: Arc::new(
                 tools
                     .iter()
@@ -135,11 +182,39 @@ impl BlenderServer {
         }
     }
 
-    pub(super) fn default_session(&self) -> std::sync::MutexGuard<'_, Option<String>> {
-        self.client
-            .default_session
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+    /// This server without the tools that run code (`execute_blender_code`,
+    /// `blender_command`): for deployments that only inspect.
+    pub fn without_code_exec(mut self) -> Self {
+        for name in [names::EXECUTE_BLENDER_CODE, names::BLENDER_COMMAND] {
+            self.tool_router.remove_route(name);
+        }
+        let tools: Vec<Tool> = self
+            .tools
+            .iter()
+            .filter(|t| self.tool_router.has_route(&t.name))
+            .cloned()
+            .collect();
+        self.parameters = Arc::new(
+            tools
+                .iter()
+                .map(|t| (t.name.to_string(), Value::Object((*t.input_schema).clone())))
+                .collect(),
+        );
+        self.tools = Arc::new(tools);
+        self
+    }
+
+    /// A handler for a new HTTP client, sharing this one's registry, tools and the
+    /// sessionless default sessions; `slot` is its place among the clients served.
+    pub fn for_http_client(&self, slot: Slot) -> Self {
+        BlenderServer {
+            registry: self.registry.clone(),
+            client: Arc::new(ClientContext::new(Some(slot))),
+            sessionless: self.sessionless.clone(),
+            tools: self.tools.clone(),
+            parameters: self.parameters.clone(),
+            tool_router: self.tool_router.clone(),
+        }
     }
 
     /// The registry the tools use.
@@ -147,28 +222,107 @@ impl BlenderServer {
         &self.registry
     }
 
-    /// The session a call addresses: the given id, or the caller's default session (created
-    /// when there is none or it was closed).
-    pub(super) async fn session(&self, session_id: Option<String>) -> Result<String, SessionError> {
+    /// Who makes the request of `ctx`: the user the HTTP guard authenticated, else `local`.
+    pub(super) fn caller(ctx: &RequestContext<RoleServer>) -> Caller {
+        let parts = ctx.extensions.get::<axum::http::request::Parts>();
+        Caller {
+            user: parts
+                .and_then(|p| p.extensions.get::<User>())
+                .cloned()
+                .unwrap_or_else(User::local),
+            sessionless: parts.is_some_and(|p| !p.headers.contains_key("mcp-session-id")),
+        }
+    }
+
+    fn defaults(&self, caller: &Caller) -> &Defaults {
+        if caller.sessionless {
+            &self.sessionless
+        } else {
+            &self.client.defaults
+        }
+    }
+
+    /// The caller's default session id, if it has one yet.
+    pub(super) fn default_session(&self, caller: &Caller) -> Option<String> {
+        self.defaults(caller).get(&caller.user.name)
+    }
+
+    /// The session a call addresses: the given id (its access is checked in `call_tool`
+    /// before any tool runs), or the caller's default session (created when there is none
+    /// or it was closed).
+    pub(super) async fn session(
+        &self,
+        caller: &Caller,
+        session_id: Option<String>,
+    ) -> Result<String, SessionError> {
         if let Some(id) = session_id.filter(|s| !s.trim().is_empty()) {
             return Ok(id);
         }
-        // The default session is made under the client's creation lock (so two first calls
-        // make one), and connected outside it.
-        let _creating = self.client.creating.lock().await;
-        let known = self.default_session().clone();
-        if let Some(id) = known
+        let user = caller.user.name.as_str();
+        let defaults = self.defaults(caller);
+        let creating = defaults.creating.lock().await;
+        if let Some(id) = defaults.get(user)
             && self.registry.contains(&id)
         {
             return Ok(id);
         }
-        let id = self.registry.open_default().await?;
-        *self.default_session() = Some(id.clone());
-        drop(_creating);
+        let id = self.registry.open_default_for(user).await?;
+        defaults.set(user, id.clone());
+        notify::seen(&self.client.interests).insert(id.clone());
+        drop(creating);
         if self.registry.config().connect_on_create {
             self.registry.connect_session(&id).await;
         }
         Ok(id)
+    }
+
+    /// Refuse what the caller may not do before a tool runs: a tool beyond its rights, or a
+    /// session it may not see (exactly like an unknown one) or not use this way.
+    async fn admit(
+        &self,
+        caller: &Caller,
+        tool: &Tool,
+        arguments: &serde_json::Map<String, Value>,
+    ) -> Result<(), CallToolResult> {
+        let read_only = tool
+            .annotations
+            .as_ref()
+            .and_then(|a| a.read_only_hint)
+            .unwrap_or(false);
+        if !read_only && caller.user.rights == Rights::Read {
+            return Err(CallToolResult::error(vec![ContentBlock::text(format!(
+                "{} needs exec rights; your token ({}) has read rights only. The read-only tools (get_scene_info, get_object_info, get_viewport_screenshot, list_sessions, get_session_info, get_session_history) work; ask the server's admin for an exec token to change the scene.",
+                tool.name, caller.user.name
+            ))]));
+        }
+        let Some(id) = arguments
+            .get("session_id")
+            .and_then(Value::as_str)
+            .filter(|s| !s.trim().is_empty())
+        else {
+            return Ok(());
+        };
+        let user = caller.user.name.as_str();
+        let checked = match tool.name.as_ref() {
+            names::CLOSE_SESSION | names::SHARE_SESSION | names::UNSHARE_SESSION => {
+                self.registry.authorize_owner(id, user).await
+            }
+            _ => {
+                let need = if read_only {
+                    Access::Read
+                } else {
+                    Access::Write
+                };
+                self.registry.authorize(id, user, need).await
+            }
+        };
+        match checked {
+            Ok(()) => {
+                notify::seen(&self.client.interests).insert(id.to_owned());
+                Ok(())
+            }
+            Err(e) => Err(tools::error_result(&e)),
+        }
     }
 
     pub(super) fn call(tool: &str, ctx: &RequestContext<RoleServer>) -> Call {
@@ -179,7 +333,7 @@ impl BlenderServer {
 impl BlenderServer {
     /// Start forwarding session events to this client, once it asked for any (a
     /// subscription or a log level): until then no event is even built for it.
-    fn watch_events(&self, peer: &Peer<RoleServer>) {
+    fn watch_events(&self, peer: &Peer<RoleServer>, caller: &Caller) {
         let interests = &self.client.interests;
         if interests
             .watching
@@ -187,10 +341,12 @@ impl BlenderServer {
         {
             return;
         }
+        let (registry, user) = (self.registry.clone(), caller.user.name.clone());
         tokio::spawn(notify::forward(
             peer.clone(),
             Arc::downgrade(interests),
             self.registry.subscribe(),
+            Box::new(move |id| registry.owner_of_live(id).as_deref() == Some(user.as_str())),
             self.client.stop.clone(),
         ));
     }
@@ -203,10 +359,10 @@ impl BlenderServer {
         ErrorData::resource_not_found(format!("{uri}: {}", error_text(e)), None)
     }
 
-    /// Session ids starting with `prefix`, for completions.
-    async fn session_ids(&self, prefix: &str) -> Vec<String> {
+    /// Session ids starting with `prefix` that `user` may see, for completions.
+    async fn session_ids(&self, user: &str, prefix: &str) -> Vec<String> {
         self.registry
-            .list_sessions()
+            .list_sessions_for(user)
             .await
             .unwrap_or_default()
             .into_iter()
@@ -254,6 +410,11 @@ impl ServerHandler for BlenderServer {
                 ))])
                 .into());
             }
+            if let Some(tool) = self.published(&request.name)
+                && let Err(refused) = self.admit(&Self::caller(&context), tool, &arguments).await
+            {
+                return Ok(refused.into());
+            }
             request.arguments = Some(arguments);
         }
         let tcc = ToolCallContext::new(self, request, context);
@@ -293,7 +454,7 @@ impl ServerHandler for BlenderServer {
     async fn read_resource(
         &self,
         request: ReadResourceRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
         let uri = Uri::parse(&request.uri).ok_or_else(|| {
             ErrorData::resource_not_found(
@@ -304,8 +465,9 @@ impl ServerHandler for BlenderServer {
                 None,
             )
         })?;
-        let default = self.default_session().clone();
-        let contents = resources::read(&self.registry, &uri, default)
+        let caller = Self::caller(&context);
+        let default = self.default_session(&caller);
+        let contents = resources::read(&self.registry, &uri, &caller.user.name, default)
             .await
             .map_err(|e| Self::resource_error(&e, &request.uri))?;
         Ok(ReadResourceResult::new(vec![contents]).into())
@@ -317,14 +479,22 @@ impl ServerHandler for BlenderServer {
         request: SubscribeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        if Uri::parse(&request.uri).is_none() {
+        let Some(uri) = Uri::parse(&request.uri) else {
             return Err(ErrorData::resource_not_found(
                 format!("no resource {}", request.uri),
                 None,
             ));
+        };
+        let caller = Self::caller(&context);
+        if let Some(id) = uri.session_id() {
+            self.registry
+                .authorize(id, &caller.user.name, Access::Read)
+                .await
+                .map_err(|e| Self::resource_error(&e, &request.uri))?;
+            notify::seen(&self.client.interests).insert(id.to_owned());
         }
         notify::subscribed(&self.client.interests).insert(request.uri);
-        self.watch_events(&context.peer);
+        self.watch_events(&context.peer, &caller);
         Ok(())
     }
 
@@ -353,11 +523,27 @@ impl ServerHandler for BlenderServer {
     }
 
     async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
-        let wanted: Vec<String> = context
+        let caller = Self::caller(context.request_context());
+        let mut wanted: Vec<String> = Vec::new();
+        for uri in context
             .accepted()
             .resource_subscriptions
             .clone()
-            .unwrap_or_default();
+            .unwrap_or_default()
+        {
+            // A session the caller may not read is left out, as if it did not exist.
+            let readable = match Uri::parse(&uri).as_ref().and_then(Uri::session_id) {
+                Some(id) => self
+                    .registry
+                    .authorize(id, &caller.user.name, Access::Read)
+                    .await
+                    .is_ok(),
+                None => true,
+            };
+            if readable {
+                wanted.push(uri);
+            }
+        }
         let mut events = self.registry.subscribe();
         loop {
             let event = tokio::select! {
@@ -391,23 +577,32 @@ impl ServerHandler for BlenderServer {
     async fn get_prompt(
         &self,
         request: GetPromptRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
         let args = request.arguments.unwrap_or_default();
-        let default = self.default_session().clone();
-        prompts::get(&self.registry, default, &request.name, &args)
-            .await
-            .map(Into::into)
-            .map_err(|e| ErrorData::invalid_params(e, None))
+        let caller = Self::caller(&context);
+        let default = self.default_session(&caller);
+        prompts::get(
+            &self.registry,
+            &caller.user.name,
+            default,
+            &request.name,
+            &args,
+        )
+        .await
+        .map(Into::into)
+        .map_err(|e| ErrorData::invalid_params(e, None))
     }
 
     async fn complete(
         &self,
         request: CompleteRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CompleteResult, ErrorData> {
         let values = if request.argument.name == "session_id" {
-            self.session_ids(&request.argument.value).await
+            let caller = Self::caller(&context);
+            self.session_ids(&caller.user.name, &request.argument.value)
+                .await
         } else {
             Vec::new()
         };
@@ -422,7 +617,7 @@ impl ServerHandler for BlenderServer {
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
         *notify::level(&self.client.interests) = Some(request.level);
-        self.watch_events(&context.peer);
+        self.watch_events(&context.peer, &Self::caller(&context));
         Ok(())
     }
 }
@@ -433,7 +628,9 @@ mod tests {
 
     #[test]
     fn tool_names_match_the_constants() {
-        let mut listed: Vec<String> = BlenderServer::tool_router()
+        let mut router = BlenderServer::tool_router();
+        router.merge(BlenderServer::sharing_router());
+        let mut listed: Vec<String> = router
             .list_all()
             .into_iter()
             .map(|t| t.name.to_string())

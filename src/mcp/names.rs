@@ -21,6 +21,10 @@ pub const GET_SESSION_INFO: &str = "get_session_info";
 pub const GET_SESSION_HISTORY: &str = "get_session_history";
 /// Close a session.
 pub const CLOSE_SESSION: &str = "close_session";
+/// Share a session with another user.
+pub const SHARE_SESSION: &str = "share_session";
+/// Stop sharing a session.
+pub const UNSHARE_SESSION: &str = "unshare_session";
 
 /// Every tool the server offers.
 pub const ALL: &[&str] = &[
@@ -34,4 +38,6 @@ pub const ALL: &[&str] = &[
     GET_SESSION_INFO,
     GET_SESSION_HISTORY,
     CLOSE_SESSION,
+    SHARE_SESSION,
+    UNSHARE_SESSION,
 ];

@@ -25,9 +25,20 @@ pub struct Interests {
     pub subscribed: Mutex<HashSet<String>>,
     /// The level set with `logging/setLevel`.
     pub level: Mutex<Option<LoggingLevel>>,
+    /// Sessions whose events this client may see besides those its user owns: the ones it
+    /// was granted access to by a check (shared with it).
+    pub seen: Mutex<HashSet<String>>,
     /// Whether the event forwarder runs.
     pub watching: std::sync::atomic::AtomicBool,
 }
+
+/// The sessions this client may see events of besides its user's own.
+pub fn seen(interests: &Interests) -> std::sync::MutexGuard<'_, HashSet<String>> {
+    guard(&interests.seen)
+}
+
+/// Tells whether the caller's user owns a session (live in this process).
+pub type OwnsSession = Box<dyn Fn(&str) -> bool + Send + Sync>;
 
 fn guard<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -110,6 +121,7 @@ pub async fn forward(
     peer: Peer<RoleServer>,
     interests: std::sync::Weak<Interests>,
     mut events: crate::session::store::Subscription,
+    owns: OwnsSession,
     stop: CancellationToken,
 ) {
     loop {
@@ -124,6 +136,10 @@ pub async fn forward(
         let Some(interests) = interests.upgrade() else {
             return;
         };
+        // Another user's session is not this client's business (not even its existence).
+        if !owns(&event.session_id) && !seen(&interests).contains(&event.session_id) {
+            continue;
+        }
         let uris: Vec<String> = {
             let subscribed = guard(&interests.subscribed);
             updated_by(&event)

@@ -147,3 +147,28 @@ pub struct HistoryParams {
     #[serde(default)]
     pub limit: Option<usize>,
 }
+
+/// Parameters of `share_session`.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ShareParams {
+    /// The session to share: one you own (list_sessions shows them).
+    pub session_id: String,
+    /// The user to share it with (their user name on this server), or "*" for every user.
+    pub user: String,
+    /// "read" lets them use the read-only tools on it (get_scene_info, get_object_info,
+    /// get_viewport_screenshot, get_session_info, get_session_history); "write" also lets
+    /// them run code in it. Sharing again replaces the access given before.
+    #[serde(default)]
+    #[schemars(extend("enum" = ["read", "write"], "default" = "read"))]
+    pub access: Option<String>,
+}
+
+/// Parameters of `unshare_session`.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct UnshareParams {
+    /// The session to stop sharing: one you own.
+    pub session_id: String,
+    /// The user to stop sharing it with, or "*" to undo a share with every user (shares
+    /// with named users stay).
+    pub user: String,
+}

@@ -5,6 +5,7 @@ use rmcp::model::{GetPromptResult, Prompt, PromptArgument, PromptMessage, Role};
 use serde_json::{Map, Value};
 
 use crate::session::{Outcome, Registry};
+use crate::store::Access;
 
 /// Inspect the scene.
 pub const INSPECT_SCENE: &str = "inspect_scene";
@@ -58,6 +59,7 @@ fn session_note(args: &Map<String, Value>) -> String {
 /// The messages of prompt `name`, or why it cannot be given.
 pub async fn get(
     registry: &Registry,
+    user: &str,
     default_session: Option<String>,
     name: &str,
     args: &Map<String, Value>,
@@ -84,8 +86,11 @@ pub async fn get(
                 .map(str::to_owned)
                 .or(default_session);
             let history = match id.as_deref() {
-                Some(id) => registry.get_session_history(id, None).await.ok(),
-                None => None,
+                // A session the user may not read has no history to show.
+                Some(id) if registry.authorize(id, user, Access::Read).await.is_ok() => {
+                    registry.get_session_history(id, None).await.ok()
+                }
+                _ => None,
             };
             let last = history.and_then(|h| {
                 h.entries

@@ -5,6 +5,7 @@
 use rmcp::model::{Resource, ResourceContents, ResourceTemplate};
 
 use crate::session::{Event, EventKind, Registry, SessionError};
+use crate::store::Access;
 
 /// The list of sessions.
 pub const SESSIONS: &str = "blender://sessions";
@@ -36,6 +37,14 @@ impl Uri {
             None if !rest.is_empty() => Some(Uri::Session(rest.to_owned())),
             Some((id, "history")) if !id.is_empty() => Some(Uri::History(id.to_owned())),
             _ => None,
+        }
+    }
+
+    /// The session it is about, if any.
+    pub fn session_id(&self) -> Option<&str> {
+        match self {
+            Uri::Sessions => None,
+            Uri::Session(id) | Uri::History(id) => Some(id),
         }
     }
 
@@ -73,15 +82,20 @@ pub fn templates() -> Vec<ResourceTemplate> {
     ]
 }
 
-/// Read a resource as JSON text.
+/// Read a resource as JSON text, as `user` may see it (a session it may not read is not
+/// found).
 pub async fn read(
     registry: &Registry,
     uri: &Uri,
+    user: &str,
     default_session: Option<String>,
 ) -> Result<ResourceContents, SessionError> {
+    if let Some(id) = uri.session_id() {
+        registry.authorize(id, user, Access::Read).await?;
+    }
     let json = match uri {
         Uri::Sessions => {
-            let sessions = registry.list_sessions().await?;
+            let sessions = registry.list_sessions_for(user).await?;
             serde_json::json!({"sessions": sessions, "count": sessions.len(), "default_session": default_session})
         }
         Uri::Session(id) => serde_json::to_value(registry.get_session_info(id).await?)

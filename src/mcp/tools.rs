@@ -124,6 +124,10 @@ pub(super) fn error_result(e: &SessionError) -> CallToolResult {
 }
 
 /// A tool result from a session call: structured JSON on success, an `isError` text otherwise.
+pub(super) fn respond_json<T: Serialize>(result: Result<T, SessionError>) -> CallToolResult {
+    respond(result)
+}
+
 fn respond<T: Serialize>(result: Result<T, SessionError>) -> CallToolResult {
     match result {
         Ok(value) => json_result(&value),
@@ -164,7 +168,7 @@ impl BlenderServer {
     ) -> CallToolResult {
         let call = Self::call(names::EXECUTE_BLENDER_CODE, &ctx);
         let result = with_progress(&ctx, "the script", async {
-            let id = self.session(p.session_id).await?;
+            let id = self.session(&Self::caller(&ctx), p.session_id).await?;
             self.registry.execute_code(&id, &p.code, &call).await
         })
         .await;
@@ -205,7 +209,7 @@ impl BlenderServer {
             max_bytes: (limit_bytes / 2).saturating_sub(1024),
         };
         let result = with_progress(&ctx, "the scene read", async {
-            let id = self.session(p.session_id).await?;
+            let id = self.session(&Self::caller(&ctx), p.session_id).await?;
             let scene = self.registry.scene_info(&id, &call, query).await?;
             Ok::<_, SessionError>(SceneInfoResult {
                 session_id: id,
@@ -237,7 +241,7 @@ impl BlenderServer {
     ) -> CallToolResult {
         let call = Self::call(names::GET_OBJECT_INFO, &ctx);
         let result = with_progress(&ctx, "get_object_info", async {
-            let id = self.session(p.session_id).await?;
+            let id = self.session(&Self::caller(&ctx), p.session_id).await?;
             self.registry.object_info(&id, &p.name, &call).await
         })
         .await;
@@ -261,7 +265,7 @@ impl BlenderServer {
         let call = Self::call(names::GET_VIEWPORT_SCREENSHOT, &ctx);
         let max_size = p.max_size.unwrap_or(800).clamp(16, 8192);
         let result = with_progress(&ctx, "the screenshot", async {
-            let id = self.session(p.session_id).await?;
+            let id = self.session(&Self::caller(&ctx), p.session_id).await?;
             self.registry.screenshot(&id, max_size, &call).await
         })
         .await;
@@ -292,7 +296,7 @@ impl BlenderServer {
     ) -> CallToolResult {
         let call = Self::call(names::BLENDER_COMMAND, &ctx);
         let result = with_progress(&ctx, &p.command_type, async {
-            let id = self.session(p.session_id).await?;
+            let id = self.session(&Self::caller(&ctx), p.session_id).await?;
             self.registry
                 .send_command_as(&id, &p.command_type, p.params.map(Value::Object), &call)
                 .await
@@ -315,6 +319,7 @@ impl BlenderServer {
     async fn create_session(
         &self,
         Parameters(p): Parameters<CreateSessionParams>,
+        ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
         let defaults = &self.registry.config().default_target;
         let target = Target::new(
@@ -322,16 +327,25 @@ impl BlenderServer {
             p.blender_port.unwrap_or(defaults.port),
         );
         let name = p.name.filter(|n| !n.trim().is_empty());
+        let caller = Self::caller(&ctx);
+        let owner = caller.user.name.as_str();
         let result = async {
             let id = match name {
                 Some(name) => {
-                    let id = self.registry.open_named(&name, Some(target)).await?;
+                    let id = self
+                        .registry
+                        .open_named_for(owner, &name, Some(target))
+                        .await?;
                     if self.registry.config().connect_on_create {
                         self.registry.connect_session(&id).await;
                     }
                     id
                 }
-                None => self.registry.create_session(Some(target)).await?,
+                None => {
+                    self.registry
+                        .create_session_for(owner, Some(target))
+                        .await?
+                }
             };
             self.registry.get_session_info(&id).await
         }
@@ -363,24 +377,29 @@ impl BlenderServer {
             open_world_hint = false
         )
     )]
-    async fn list_sessions(&self, Parameters(p): Parameters<ListSessionsParams>) -> CallToolResult {
+    async fn list_sessions(
+        &self,
+        Parameters(p): Parameters<ListSessionsParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        let caller = Self::caller(&ctx);
         let offset = p.offset.unwrap_or(0);
         let limit = p.limit.unwrap_or(LIST_PAGE).min(LIST_MAX);
-        let sessions =
-            self.registry
-                .list_sessions_page(offset, limit)
-                .await
-                .map(|(sessions, total)| {
-                    let total = usize::try_from(total).unwrap_or(usize::MAX);
-                    let next = offset.saturating_add(sessions.len());
-                    SessionList {
-                        count: total,
-                        offset,
-                        next_offset: (next < total && !sessions.is_empty()).then_some(next),
-                        sessions,
-                        default_session: self.default_session().clone(),
-                    }
-                });
+        let sessions = self
+            .registry
+            .list_sessions_page(offset, limit, Some(&caller.user.name))
+            .await
+            .map(|(sessions, total)| {
+                let total = usize::try_from(total).unwrap_or(usize::MAX);
+                let next = offset.saturating_add(sessions.len());
+                SessionList {
+                    count: total,
+                    offset,
+                    next_offset: (next < total && !sessions.is_empty()).then_some(next),
+                    sessions,
+                    default_session: self.default_session(&caller),
+                }
+            });
         respond(sessions)
     }
 
@@ -396,9 +415,10 @@ impl BlenderServer {
     async fn get_session_info(
         &self,
         Parameters(p): Parameters<SessionInfoParams>,
+        ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
         let result = async {
-            let id = self.session(p.session_id).await?;
+            let id = self.session(&Self::caller(&ctx), p.session_id).await?;
             self.registry
                 .get_session_info_page(
                     &id,
@@ -423,9 +443,10 @@ impl BlenderServer {
     async fn get_session_history(
         &self,
         Parameters(p): Parameters<HistoryParams>,
+        ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
         let result = async {
-            let id = self.session(p.session_id).await?;
+            let id = self.session(&Self::caller(&ctx), p.session_id).await?;
             self.registry.get_session_history(&id, p.limit).await
         }
         .await;
@@ -443,10 +464,15 @@ impl BlenderServer {
             open_world_hint = false
         )
     )]
-    async fn close_session(&self, Parameters(p): Parameters<SessionParams>) -> CallToolResult {
+    async fn close_session(
+        &self,
+        Parameters(p): Parameters<SessionParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        let caller = Self::caller(&ctx);
         let id = match p.session_id.filter(|s| !s.trim().is_empty()) {
             Some(id) => Some(id),
-            None => self.default_session().clone(),
+            None => self.default_session(&caller),
         };
         let Some(id) = id else {
             return error_result(&SessionError::NotFound(

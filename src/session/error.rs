@@ -20,6 +20,20 @@ pub enum SessionError {
         /// The most sessions alive at once.
         limit: usize,
     },
+    /// The user owns as many open sessions as allowed.
+    #[error("User {user} already has {limit} open sessions, the most allowed")]
+    TooManyForUser {
+        /// The user.
+        user: String,
+        /// The most open sessions per user.
+        limit: usize,
+    },
+    /// The session is shared with the caller read-only; nothing was sent.
+    #[error("Session {0} is shared with you read-only; nothing was sent to Blender")]
+    ReadOnly(String),
+    /// Only the owner may do this to the session.
+    #[error("Only the owner of session {0} may close or share it")]
+    NotOwner(String),
     /// The server is shutting down; nothing was sent.
     #[error("The server is shutting down; nothing was sent to Blender.")]
     ShuttingDown,

@@ -58,6 +58,9 @@ impl Registry {
         let started = Instant::now();
         let store = self.store().clone();
         let mut pause = Duration::from_millis(2);
+        // Whether another holder's lease made this call wait (a slow store alone is not
+        // worth a note to the model).
+        let mut leased_by_other = false;
         loop {
             let now = self.records().clock().now();
             let begin = BeginCommand {
@@ -71,7 +74,7 @@ impl Registry {
                     let stale_state = live.state_version.load(std::sync::atomic::Ordering::SeqCst)
                         != state_version;
                     let waited = started.elapsed();
-                    let note = (waited >= NOTEWORTHY_WAIT).then(|| {
+                    let note = (leased_by_other && waited >= NOTEWORTHY_WAIT).then(|| {
                         format!(
                             "Another server process sharing this session was running a command: this call waited {:.1} s for it before being sent.",
                             waited.as_secs_f64()
@@ -94,6 +97,7 @@ impl Registry {
                 }
                 Begun::Leased(lease) => lease.holder,
             };
+            leased_by_other = true;
             if holder_gone(&holder) {
                 // Its process died: take over at once rather than waiting out the lease.
                 store.recover(Some(&live.id), now, &holder_gone).await?;

@@ -20,6 +20,8 @@ pub(crate) struct Live {
     pub(crate) record: RecordRef,
     /// The session's name, if it has one.
     pub(crate) name: Option<String>,
+    /// Who owns it (never changes).
+    pub(crate) owner: String,
     /// The store's state version this process's copy of the state matches.
     pub(crate) state_version: AtomicU64,
     /// The keep-alive link, when one is open and idle.
@@ -46,12 +48,14 @@ impl Live {
         id: std::sync::Arc<str>,
         record: RecordRef,
         name: Option<String>,
+        owner: String,
         state_version: u64,
     ) -> Self {
         Live {
             id,
             record,
             name,
+            owner,
             state_version: AtomicU64::new(state_version),
             link: tokio::sync::Mutex::new(None),
             in_flight: AtomicUsize::new(0),

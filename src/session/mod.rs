@@ -19,6 +19,7 @@ pub mod events;
 pub mod history;
 pub mod lease;
 pub(crate) mod live;
+mod owners;
 pub mod record;
 pub mod registry;
 pub mod store;

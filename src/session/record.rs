@@ -19,6 +19,15 @@ pub fn new_session_id() -> String {
     format!("scene-{}-{}", now.format("%Y%m%d-%H%M%S"), &random[..8])
 }
 
+/// One user a session is shared with.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct SharedWith {
+    /// The user, or "*" for every user.
+    pub user: String,
+    /// "read" or "write".
+    pub access: String,
+}
+
 /// Facts about the session's connection to Blender.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ConnectionFacts {
@@ -87,6 +96,8 @@ impl SessionRecord {
         SessionInfo {
             session_id: self.id.clone(),
             name: None,
+            owner: crate::store::LOCAL_OWNER.into(),
+            shared_with: Vec::new(),
             status: if self.closed {
                 Status::Closed
             } else {
@@ -148,6 +159,11 @@ pub struct SessionInfo {
     /// Its name, when it was made by name (`create_session {name}`, `--session`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// Who owns it (`local`: stdio and unauthenticated clients).
+    pub owner: String,
+    /// Who else may use it: user (or "*", everyone) and access ("read" or "write").
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub shared_with: Vec<SharedWith>,
     /// `open`, or `closed` (readable until pruned; commands refused).
     pub status: Status,
     /// When it was closed (Unix seconds).

@@ -33,12 +33,9 @@ use super::command::Call;
 use super::error::SessionError;
 use super::events::CloseReason;
 use super::live::{Busy, Live};
-use super::record::new_session_id;
 use super::store::{Records, Subscription};
 use super::stored::record_of;
-use crate::store::{
-    Created, MemoryStore, NewSession, SessionStore, Status, StoreKind, StoredSession,
-};
+use crate::store::{MemoryStore, SessionStore, Status, StoreKind, StoredSession};
 
 /// Settings of a registry; the CLI's flags map onto these one to one.
 #[derive(Debug, Clone)]
@@ -74,6 +71,8 @@ pub struct RegistryConfig {
     /// The name of every client's default session (`--session`): created if missing,
     /// reused otherwise, shared by every process on the store.
     pub session_name: Option<String>,
+    /// Most open sessions one user may own (`None`: no cap besides `max_sessions`).
+    pub max_sessions_per_user: Option<usize>,
 }
 
 impl Default for RegistryConfig {
@@ -93,6 +92,7 @@ impl Default for RegistryConfig {
             connect_on_create: true,
             retain_closed: Duration::from_secs(7 * 24 * 3600),
             session_name: None,
+            max_sessions_per_user: None,
         }
     }
 }
@@ -219,6 +219,10 @@ impl Registry {
         self.inner.records.subscribe()
     }
 
+    pub(super) fn shutdown_token(&self) -> &CancellationToken {
+        &self.inner.shutdown
+    }
+
     pub(super) fn live(&self) -> MutexGuard<'_, HashMap<Arc<str>, Arc<Live>>> {
         self.inner.live.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -233,89 +237,6 @@ impl Registry {
         self.len() == 0
     }
 
-    /// Create a session for `target` (the default target when `None`) and, when the
-    /// registry connects on create, connect it.
-    ///
-    /// The session exists even if Blender is unreachable: its info then says
-    /// `connected: false` with the reason, and its next command tries again.
-    pub async fn create_session(&self, target: Option<Target>) -> Result<String, SessionError> {
-        let id = self.open_session(target).await?;
-        if self.inner.config.connect_on_create {
-            self.connect_session(&id).await;
-        }
-        Ok(id)
-    }
-
-    /// Create a session without connecting it (its first command connects).
-    pub async fn open_session(&self, target: Option<Target>) -> Result<String, SessionError> {
-        self.open(target, None).await
-    }
-
-    /// The open session named `name`, created (for `target`, or the default target) when
-    /// there is none: every process on the store gets the same one. Never connects.
-    pub async fn open_named(
-        &self,
-        name: &str,
-        target: Option<Target>,
-    ) -> Result<String, SessionError> {
-        self.open(target, Some(name.to_owned())).await
-    }
-
-    /// The session a client uses when it names none: the `--session` one when configured,
-    /// else a new one. Never connects.
-    pub async fn open_default(&self) -> Result<String, SessionError> {
-        match self.inner.config.session_name.clone() {
-            Some(name) => self.open(None, Some(name)).await,
-            None => self.open(None, None).await,
-        }
-    }
-
-    async fn open(
-        &self,
-        target: Option<Target>,
-        name: Option<String>,
-    ) -> Result<String, SessionError> {
-        let target = target.unwrap_or_else(|| self.inner.config.default_target.clone());
-        if self.inner.shutdown.is_cancelled() {
-            return Err(SessionError::ShuttingDown);
-        }
-        if let Some(name) = &name
-            && let Some(live) = self.live_named(name)
-        {
-            return Ok(live.to_string());
-        }
-        if self.live().len() >= self.inner.config.max_sessions {
-            return Err(SessionError::TooManySessions {
-                limit: self.inner.config.max_sessions,
-            });
-        }
-        let new = NewSession {
-            id: new_session_id(),
-            name,
-            owner: crate::store::LOCAL_OWNER.into(),
-            target,
-            now: self.inner.records.clock().now(),
-        };
-        let (stored, created) = match self.inner.store.create(new).await? {
-            Created::New(s) => (s, true),
-            Created::Existing(s) => (s, false),
-        };
-        let id = stored.id.clone();
-        self.adopt(&stored, created);
-        if created {
-            tracing::info!("✓ Session created: {id}");
-        }
-        Ok(id)
-    }
-
-    /// The id of a live session named `name`.
-    fn live_named(&self, name: &str) -> Option<Arc<str>> {
-        self.live()
-            .values()
-            .find(|l| l.name.as_deref() == Some(name))
-            .map(|l| l.id.clone())
-    }
-
     /// This process's live part of a stored open session (made when missing).
     pub(super) fn adopt(&self, stored: &StoredSession, created: bool) -> Arc<Live> {
         let mut live = self.live();
@@ -328,6 +249,7 @@ impl Registry {
             key.clone(),
             record,
             stored.name.clone(),
+            stored.owner.clone(),
             stored.state_version,
         ));
         live.insert(key, session.clone());

@@ -13,7 +13,7 @@ use super::error::SessionError;
 use super::events::CloseReason;
 use super::history::History;
 use super::live::Live;
-use super::record::{SessionHistory, SessionInfo, SessionRecord, SessionState};
+use super::record::{SessionHistory, SessionInfo, SessionRecord, SessionState, SharedWith};
 use super::registry::Registry;
 use super::store::{lock, state_blob};
 use super::tracked::OBJECTS_PAGE;
@@ -87,6 +87,15 @@ impl Registry {
         info.command_count = stored.command_count;
         info.status = stored.status;
         info.name.clone_from(&stored.name);
+        info.owner.clone_from(&stored.owner);
+        info.shared_with = stored
+            .shares
+            .iter()
+            .map(|s| SharedWith {
+                user: s.user.clone(),
+                access: s.access.as_str().into(),
+            })
+            .collect();
         info.closed_at = stored.closed.map(|c| c.0);
         info
     }
@@ -168,14 +177,28 @@ impl Registry {
         self.list_sessions_with(false).await
     }
 
-    /// One page of the open sessions on the store (`limit` from `offset`, oldest first),
-    /// each with a sample of [`LIST_OBJECTS_SAMPLE`] tracked objects, and how many are open.
+    /// Info of the open sessions `viewer` may see (owns, or are shared with it), oldest
+    /// first.
+    pub async fn list_sessions_for(&self, viewer: &str) -> Result<Vec<SessionInfo>, SessionError> {
+        let stored = self.store().list(false).await?;
+        let live = self.live().clone();
+        Ok(stored
+            .iter()
+            .filter(|s| s.access_of(viewer).is_some())
+            .map(|s| self.info_from(s, live.get(s.id.as_str())))
+            .collect())
+    }
+
+    /// One page of the open sessions on the store that `viewer` may see (all when `None`),
+    /// `limit` from `offset`, oldest first, each with a sample of [`LIST_OBJECTS_SAMPLE`]
+    /// tracked objects, and how many there are.
     pub async fn list_sessions_page(
         &self,
         offset: usize,
         limit: usize,
+        viewer: Option<&str>,
     ) -> Result<(Vec<SessionInfo>, u64), SessionError> {
-        let page = self.store().list_page(offset, limit, None).await?;
+        let page = self.store().list_page(offset, limit, viewer).await?;
         let live = self.live().clone();
         let infos = page
             .sessions

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod blender;
+pub mod http;
 pub mod mock_llm;
 pub mod node;
 pub mod redis;
@@ -395,7 +396,11 @@ pub type Client = rmcp::service::RunningService<rmcp::RoleClient, ()>;
 
 /// Call a tool with an object of arguments; the call must be answered (as a result, which
 /// may be an `isError` one).
-pub async fn call(client: &Client, tool: &str, args: Value) -> rmcp::model::CallToolResult {
+pub async fn call(
+    client: &rmcp::Peer<rmcp::RoleClient>,
+    tool: &str,
+    args: Value,
+) -> rmcp::model::CallToolResult {
     let Value::Object(map) = args else {
         panic!("arguments must be an object")
     };

@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+pub mod http;
+pub use http::{HttpArgs, TokenArgs};
+
 use crate::backend::Target;
 use crate::chat::ChatConfig;
 use crate::chat::llm::Api;
@@ -38,7 +41,7 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the MCP server on stdio (the default).
+    /// Run the MCP server on stdio (the default), or over Streamable HTTP with --http.
     Serve(ServeArgs),
     /// Connect to Blender once, print what was found (addon protocol, scene, round-trip
     /// time) and exit; exits non-zero with troubleshooting steps when Blender is unreachable.
@@ -58,6 +61,9 @@ pub enum Command {
     /// OpenAI-compatible server): the model calls this server's tools in its own session,
     /// and you approve each piece of Python it wants to run (unless --yes).
     Chat(ChatArgs),
+    /// Manage the bearer tokens of HTTP users (`add USER`, `list`, `remove USER`) in the
+    /// auth file that `serve --http --auth-file` reads.
+    Token(TokenArgs),
 }
 
 /// Where to find Blender when this program has to start it.
@@ -371,6 +377,9 @@ pub struct ServeArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub spawn: SpawnArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub http: HttpArgs,
 }
 
 /// Flags of `check`.
@@ -416,6 +425,7 @@ impl ServeArgs {
             connect_on_create: true,
             retain_closed: self.store.retain_closed,
             session_name: self.session.clone(),
+            max_sessions_per_user: Some(self.http.max_sessions_per_user.max(1)),
             ..self.blender.registry_config()
         }
     }
