@@ -2,7 +2,8 @@
 //! sessions, history, and a side-by-side run on real headless Blender against the bare
 //! socket and a peer server. Run with `cargo bench --bench blender_bench` (a few minutes on
 //! 2 cores); `BENCH_SCALE=smoke` runs every figure with tiny sizes (CI does, so it cannot
-//! rot); `BENCH_ONLY=twin` or `BENCH_ONLY=blender` runs one of the two parts.
+//! rot); `BENCH_ONLY=twin` or `BENCH_ONLY=blender` runs one of the two parts, `BENCH_ONLY=http`
+//! only the HTTP-against-stdio rows.
 //!
 //! The first part starts its own zero-delay fake addon, a Rust twin of the BlenderMCP addon
 //! ([`twin`]), and fills one table ([`report`]) with the figures of [`calls`], [`large`] and
@@ -93,6 +94,12 @@ impl Scale {
 
 async fn bench(scale: Scale) -> (Table, String) {
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    if only == "http" {
+        let mut t = Table::new();
+        let twin = Twin::start(0);
+        http::http_vs_stdio(&mut t, &twin, &scale).await;
+        return (t, String::new());
+    }
     let side = if only == "twin" {
         String::new()
     } else {

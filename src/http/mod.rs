@@ -203,6 +203,7 @@ pub async fn start(
         Arc::new(sessions),
         // Host and Origin are checked by our guard, for every route alike.
         StreamableHttpServerConfig::default()
+            .with_json_response(true)
             .disable_allowed_hosts()
             .disable_allowed_origins()
             .with_max_request_body_bytes(config.max_body_bytes)
@@ -226,6 +227,10 @@ pub async fn start(
     };
     let task = match tls {
         None => tokio::spawn(async move {
+            // Answers go out as small SSE writes: without TCP_NODELAY, Nagle holds them.
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             axum::serve(listener, app)
                 .with_graceful_shutdown(shutdown)
                 .await
