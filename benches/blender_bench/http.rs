@@ -108,17 +108,6 @@ pub(crate) async fn http_vs_stdio(t: &mut Table, twin: &Twin, scale: &Scale) {
         client.cancel().await.ok();
     }
 
-    // The same call from a lean client: one keep-alive reqwest connection POSTing the
-    // 2026-07-28 request (no MCP session, a plain JSON answer): what the server itself adds,
-    // without rmcp's client machinery.
-    let mut s = raw_samples(&url, scale.warmup, scale.calls).await;
-    let ratio = p50(&mut s).as_secs_f64() / stdio_p50.as_secs_f64().max(1e-9);
-    t.timings(
-        &format!("HTTP `execute_blender_code` (sessionless, a plain keep-alive POST client): {ratio:.2}× stdio"),
-        &mut s,
-        "≤ 1.5× stdio",
-    );
-
     // Throughput: many clients at once, each in its own session (its own connection to
     // the twin), every call checked.
     let clients = scale.http_clients;
@@ -155,40 +144,4 @@ pub(crate) async fn http_vs_stdio(t: &mut Table, twin: &Twin, scale: &Scale) {
         &mut all,
         "—",
     );
-}
-
-/// Per-call samples of a plain HTTP client sending sessionless (2026-07-28) requests.
-async fn raw_samples(url: &str, warmup: usize, n: usize) -> Vec<Duration> {
-    let http = reqwest::Client::new();
-    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
-    "name": "execute_blender_code", "arguments": {"code": "print(1)"},
-    "_meta": {
-        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-        "io.modelcontextprotocol/clientCapabilities": {},
-        "io.modelcontextprotocol/clientInfo": {"name": "bench", "version": "0"}
-    }}})
-    .to_string();
-    let mut s = Vec::with_capacity(n);
-    for i in 0..warmup + n {
-        let t0 = Instant::now();
-        let answer: serde_json::Value = http
-            .post(url)
-            .header("content-type", "application/json")
-            .header("accept", "application/json, text/event-stream")
-            .header("mcp-protocol-version", "2026-07-28")
-            .header("mcp-method", "tools/call")
-            .header("mcp-name", "execute_blender_code")
-            .body(body.clone())
-            .send()
-            .await
-            .expect("POST")
-            .json()
-            .await
-            .expect("a JSON answer");
-        assert_eq!(answer["result"]["content"][0]["text"], "1\n", "{answer}");
-        if i >= warmup {
-            s.push(t0.elapsed());
-        }
-    }
-    s
 }
