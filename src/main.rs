@@ -85,16 +85,24 @@ async fn serve_mcp(args: &ServeArgs) -> anyhow::Result<()> {
     // stdin EOF or a signal closes every session at once: commands in flight end (recorded
     // as cancelled) and their Blender connections are closed before the process exits.
     let eof = CancellationToken::new();
+    let http_stop = CancellationToken::new();
     let closer = {
-        let (registry, eof, stop) = (registry.clone(), eof.clone(), stop.clone());
+        let (registry, eof, stop, http_stop) = (
+            registry.clone(),
+            eof.clone(),
+            stop.clone(),
+            http_stop.clone(),
+        );
         tokio::spawn(async move {
             tokio::select! {
                 _ = eof.cancelled() => tracing::info!("stdin closed: shutting down"),
                 _ = stop.cancelled() => {}
             }
-            // Ends the HTTP server too, when there is one.
             stop.cancel();
             registry.shutdown().await;
+            // The HTTP server stops once the sessions are closed and commands in flight
+            // recorded, so none is dropped mid-way.
+            http_stop.cancel();
         })
     };
 
@@ -105,7 +113,7 @@ async fn serve_mcp(args: &ServeArgs) -> anyhow::Result<()> {
     let outcome = match http {
         None => serve_stdio(server, args, stop.clone(), eof.clone()).await,
         Some(http) => {
-            let running = blender_session_mcp::http::start(http, server.clone(), stop.clone())
+            let running = blender_session_mcp::http::start(http, server.clone(), http_stop.clone())
                 .await
                 .context("the HTTP server could not start")?;
             // Tests and scripts read the address from this line (the port when 0 was asked).

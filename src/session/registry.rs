@@ -428,6 +428,7 @@ impl Registry {
         self.inner.shutdown.cancel();
         let all: Vec<Arc<Live>> = self.live().drain().map(|(_, s)| s).collect();
         let persistent = self.inner.store.location().kind != StoreKind::Memory;
+        let mut dropped = Vec::with_capacity(all.len());
         for session in all {
             if !persistent {
                 let now = self.inner.records.clock().now();
@@ -440,7 +441,14 @@ impl Registry {
                     tracing::warn!("{e}");
                 }
             }
-            self.drop_live(session, CloseReason::Shutdown).await;
+            self.drop_live(session.clone(), CloseReason::Shutdown).await;
+            dropped.push(session);
+        }
+        // Commands in flight saw their session close: give them a moment to record their
+        // outcome (cancelled) before the transports stop and drop their tasks.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        while dropped.iter().any(|s| s.in_flight() > 0) && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 }
