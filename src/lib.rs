@@ -58,6 +58,7 @@ pub mod chat;
 pub mod check;
 pub mod cli;
 pub mod demo;
+pub mod events;
 pub mod headless;
 pub mod http;
 pub mod mcp;

@@ -4,6 +4,7 @@ use anyhow::Context;
 use std::time::Duration;
 
 use blender_session_mcp::cli::{BlenderRunArgs, Cli, Command, LogFormat, ServeArgs};
+use blender_session_mcp::events::EventHub;
 use blender_session_mcp::headless::{
     HeadlessBlender, HeadlessOptions, ensure_running, find_launcher,
 };
@@ -81,6 +82,13 @@ async fn serve_mcp(args: &ServeArgs) -> anyhow::Result<()> {
         tracing::warn!("{e}");
     }
     let cleanup = registry.spawn_cleanup();
+    // Every process on the store publishes its events, whether or not it serves HTTP: a
+    // watcher of another process may be reading.
+    let events = EventHub::start(
+        registry.clone(),
+        args.http.watch_interval,
+        CancellationToken::new(),
+    );
     let stop = stop_on_signal();
     // stdin EOF or a signal closes every session at once: commands in flight end (recorded
     // as cancelled) and their Blender connections are closed before the process exits.
@@ -113,9 +121,14 @@ async fn serve_mcp(args: &ServeArgs) -> anyhow::Result<()> {
     let outcome = match http {
         None => serve_stdio(server, args, stop.clone(), eof.clone()).await,
         Some(http) => {
-            let running = blender_session_mcp::http::start(http, server.clone(), http_stop.clone())
-                .await
-                .context("the HTTP server could not start")?;
+            let running = blender_session_mcp::http::start(
+                http,
+                server.clone(),
+                events.clone(),
+                http_stop.clone(),
+            )
+            .await
+            .context("the HTTP server could not start")?;
             // Tests and scripts read the address from this line (the port when 0 was asked).
             eprintln!("MCP over HTTP at {}", running.url);
             let stdio = args.http.stdio.then(|| {
@@ -133,6 +146,7 @@ async fn serve_mcp(args: &ServeArgs) -> anyhow::Result<()> {
     };
     eof.cancel();
     let _ = closer.await;
+    events.close().await;
     let _ = cleanup.await;
     outcome
 }

@@ -64,6 +64,11 @@ pub struct HttpArgs {
     /// Remove execute_blender_code and blender_command, for deployments that only inspect.
     #[arg(long)]
     pub disable_code_exec: bool,
+    /// While someone watches a session on the event stream (`/events`, `/ws`, the
+    /// dashboard), ask its Blender this often for changes made outside the server (its UI,
+    /// another connection) and publish them (`1s`, `500ms`). Nothing is polled unwatched.
+    #[arg(long, default_value = "1s", value_parser = super::parse_duration)]
+    pub watch_interval: std::time::Duration,
 }
 
 /// Why the HTTP flags do not make a configuration.

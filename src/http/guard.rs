@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use crate::auth::{Authenticator, User};
 
 use super::HttpConfig;
+use super::ticket::Tickets;
 
 /// Counts the MCP clients being served (one per MCP session, one per in-flight request of a
 /// client without a session).
@@ -68,6 +69,29 @@ pub struct Guard {
     hosts: Vec<String>,
     slots: ClientSlots,
     max_clients: usize,
+    /// Tickets for the event stream (see [`super::ticket`]).
+    pub tickets: Tickets,
+}
+
+/// Paths anyone may load without a token: the dashboard's page and assets (the page signs
+/// in by itself; everything it reads needs the token).
+fn public_path(path: &str) -> bool {
+    matches!(
+        path,
+        "/" | "/index.html" | "/assets/app.js" | "/assets/app.css" | "/favicon.ico"
+    )
+}
+
+/// Paths that take a ticket (`?ticket=`) instead of a bearer token.
+fn ticket_path(path: &str) -> bool {
+    matches!(path, "/ws" | "/events")
+}
+
+/// The `ticket` query parameter.
+fn ticket_of(uri: &axum::http::Uri) -> Option<String> {
+    url::form_urlencoded::parse(uri.query()?.as_bytes())
+        .find(|(k, _)| k == "ticket")
+        .map(|(_, v)| v.into_owned())
 }
 
 /// The origins a page of this server itself has: the bound address and, on loopback, the
@@ -124,6 +148,7 @@ impl Guard {
             hosts,
             slots,
             max_clients: config.max_clients,
+            tickets: Tickets::default(),
         }
     }
 
@@ -210,8 +235,25 @@ pub async fn check(State(guard): State<Arc<Guard>>, mut req: Request, next: Next
             );
         }
     }
+    let path = req.uri().path().to_owned();
+    let ticket = ticket_path(&path)
+        .then(|| ticket_of(req.uri()))
+        .flatten()
+        .filter(|_| !req.headers().contains_key(header::AUTHORIZATION));
     let user = match &guard.auth {
         None => User::local(),
+        Some(_) if public_path(&path) => User::local(),
+        Some(_) if ticket.is_some() => {
+            match ticket.as_deref().and_then(|t| guard.tickets.redeem(t)) {
+                Some(user) => user,
+                None => {
+                    return refuse(
+                        StatusCode::UNAUTHORIZED,
+                        "the ticket is not valid: tickets work once, for 30 s; get a new one with POST /api/ticket".into(),
+                    );
+                }
+            }
+        }
         Some(auth) => {
             let given = req
                 .headers()

@@ -6,9 +6,15 @@
 //! own [`BlenderServer`]; a request on the 2026-07-28 revision, which has no protocol
 //! session, gets a fresh one per request whose default Blender session is its user's. The
 //! caller's [`crate::auth::User`] rides on each HTTP request into the handler.
+//!
+//! Beside MCP: the event stream ([`stream`]: `/events`, `/ws`) and the dashboard's JSON API
+//! ([`api`]: `/api/…`), behind the same guard.
 
+pub mod api;
 pub mod cancel;
 pub mod guard;
+pub mod stream;
+pub mod ticket;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -21,6 +27,7 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Authenticator;
+use crate::events::EventHub;
 use crate::mcp::BlenderServer;
 
 pub use guard::{ClientSlots, Guard};
@@ -173,10 +180,12 @@ impl HttpServer {
 }
 
 /// Bind and start serving MCP over HTTP with handlers made from `prototype` (one per MCP
-/// client, sharing its registry), until `stop` fires.
+/// client, sharing its registry), the event stream of `events` and the dashboard's API,
+/// until `stop` fires.
 pub async fn start(
     config: HttpConfig,
     prototype: BlenderServer,
+    events: EventHub,
     stop: CancellationToken,
 ) -> Result<HttpServer, HttpError> {
     config.check()?;
@@ -213,7 +222,14 @@ pub async fn start(
         mcp: mcp.clone(),
         max_body_bytes: config.max_body_bytes,
     });
+    let api = api::ApiState {
+        hub: events,
+        tickets: guard.tickets.clone(),
+        stop: stop.clone(),
+    };
     let app = axum::Router::new()
+        .merge(api::routes(api.clone()))
+        .merge(stream::routes(api))
         .nest_service(MCP_PATH, mcp)
         .layer(axum::middleware::from_fn_with_state(
             cancel,

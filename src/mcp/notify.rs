@@ -70,7 +70,7 @@ pub fn log_line(event: &Event) -> (LoggingLevel, String) {
             LoggingLevel::Info,
             format!("✓ Session {}: {id}", reason.log_text()),
         ),
-        EventKind::CommandStarted { command, tool } => (
+        EventKind::CommandStarted { command, tool, .. } => (
             LoggingLevel::Info,
             format!("→ Command sent: {command} (tool {tool}, session: {id})"),
         ),
@@ -105,6 +105,10 @@ pub fn log_line(event: &Event) -> (LoggingLevel, String) {
         } => (
             LoggingLevel::Info,
             format!("✓ Blender connected for session {id}"),
+        ),
+        EventKind::Resync { oldest } => (
+            LoggingLevel::Warning,
+            format!("events before {oldest} were lost: reload what is shown"),
         ),
         EventKind::Connection { error, .. } => (
             LoggingLevel::Warning,

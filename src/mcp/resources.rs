@@ -122,7 +122,7 @@ pub fn updated_by(event: &Event) -> Vec<Uri> {
         EventKind::StateChanged { .. } | EventKind::Connection { .. } => {
             vec![Uri::Session(id.clone())]
         }
-        EventKind::CommandStarted { .. } => Vec::new(),
+        EventKind::CommandStarted { .. } | EventKind::Resync { .. } => Vec::new(),
     }
 }
 

@@ -107,7 +107,8 @@ impl Registry {
         let live = busy.live();
         let records = self.records();
         let command = self.backend().command_name(&op);
-        records.command_started(&live.record, &command, &call.tool);
+        let arguments = self.backend().arguments(&op);
+        records.command_started(&live.record, &command, &call.tool, &arguments);
         let timestamp = records.clock().now();
         let started = Instant::now();
         let mut entry = HistoryEntry {
@@ -115,7 +116,7 @@ impl Registry {
             timestamp,
             command,
             tool: call.tool.clone(),
-            arguments: self.backend().arguments(&op),
+            arguments,
             outcome: Outcome::Running,
             result: None,
             message: None,
@@ -414,7 +415,7 @@ impl Registry {
 
     /// Take a healthy link out of `slot`, or open a new one if there is none or the idle one
     /// was closed by the peer. The caller puts it back after a successful use.
-    async fn ready_link(
+    pub(super) async fn ready_link(
         &self,
         live: &Live,
         slot: &mut Option<Box<dyn Link>>,

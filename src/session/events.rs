@@ -37,6 +37,8 @@ pub enum EventKind {
         command: String,
         /// The tool or API that caused it.
         tool: String,
+        /// The arguments, as compact JSON cut to about 200 characters.
+        arguments_preview: String,
     },
     /// A command ended; the history entry says how.
     CommandFinished {
@@ -51,6 +53,8 @@ pub enum EventKind {
         added: Vec<String>,
         /// Objects that disappeared.
         removed: Vec<String>,
+        /// Objects renamed: `[old, new]` pairs.
+        renamed: Vec<(String, String)>,
         /// The selection now.
         selection: Selection,
     },
@@ -60,6 +64,12 @@ pub enum EventKind {
         connected: bool,
         /// Why it went down, when it did.
         error: Option<String>,
+    },
+    /// Events were lost (a watcher fell behind, or asked to resume from an event no longer
+    /// kept): reload what is shown, then follow the stream again. Its `session_id` is empty.
+    Resync {
+        /// The oldest event id still kept (0 when unknown).
+        oldest: u64,
     },
     /// The session was closed.
     SessionClosed {
@@ -78,6 +88,18 @@ pub enum CloseReason {
     Idle,
     /// The server shut down.
     Shutdown,
+}
+
+/// How much of a command's arguments an event shows.
+const PREVIEW_CHARS: usize = 200;
+
+/// The arguments as compact JSON cut to [`PREVIEW_CHARS`] characters (with `…` when cut).
+pub fn arguments_preview(arguments: &serde_json::Value) -> String {
+    let text = arguments.to_string();
+    match text.char_indices().nth(PREVIEW_CHARS) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text,
+    }
 }
 
 impl CloseReason {

@@ -25,6 +25,7 @@ pub mod registry;
 pub mod store;
 mod stored;
 pub mod tracked;
+mod watch;
 
 pub use crate::backend::{CodeOutput, Screenshot, Selection};
 pub use command::Call;

@@ -19,7 +19,7 @@ use super::record::{SessionInfo, SessionRecord, SessionState};
 use crate::store::StateBlob;
 
 /// How many events a slow subscriber may fall behind before it misses some.
-const EVENT_BUFFER: usize = 1024;
+const EVENT_BUFFER: usize = 4096;
 
 /// A handle to one record.
 pub type RecordRef = Arc<Mutex<SessionRecord>>;
@@ -166,13 +166,20 @@ impl Records {
     }
 
     /// A command was accepted.
-    pub fn command_started(&self, record: &RecordRef, command: &str, tool: &str) {
+    pub fn command_started(
+        &self,
+        record: &RecordRef,
+        command: &str,
+        tool: &str,
+        arguments: &serde_json::Value,
+    ) {
         let Some(id) = self.change(record, |r| r.last_activity = self.clock.now()) else {
             return;
         };
         self.publish(&id, || EventKind::CommandStarted {
             command: command.to_owned(),
             tool: tool.to_owned(),
+            arguments_preview: super::events::arguments_preview(arguments),
         });
     }
 
@@ -210,6 +217,7 @@ impl Records {
                         object_count: r.state.objects.len(),
                         added: a.added,
                         removed: a.removed,
+                        renamed: a.renamed,
                         selection: r.state.selection.clone(),
                     });
             r.history.count(entry.seq);
@@ -223,6 +231,32 @@ impl Records {
             self.publish(&id, || kind);
         }
         blob
+    }
+
+    /// Blender's state read without a command (the watch poll): applied in O(changes) and
+    /// published. Returns the state to write to the store when it changed.
+    pub fn state_read(&self, record: &RecordRef, update: &StateUpdate) -> Option<StateBlob> {
+        let now = self.clock.now();
+        let (id, kind, blob) = {
+            let mut r = lock(record);
+            r.connection.last_heartbeat = Some(now);
+            let applied = r.state.apply(update, now);
+            if !applied.changed {
+                return None;
+            }
+            let kind = (!r.closed).then(|| EventKind::StateChanged {
+                object_count: r.state.objects.len(),
+                added: applied.added,
+                removed: applied.removed,
+                renamed: applied.renamed,
+                selection: r.state.selection.clone(),
+            });
+            (r.id.clone(), kind, state_blob(&mut r.state))
+        };
+        if let Some(kind) = kind {
+            self.publish(&id, || kind);
+        }
+        Some(blob)
     }
 
     /// A connection was opened.
@@ -294,6 +328,7 @@ impl Records {
                 object_count: r.state.objects.len(),
                 added: applied.added,
                 removed: applied.removed,
+                renamed: applied.renamed,
                 selection: r.state.selection.clone(),
             });
             (r.id.clone(), kind)
@@ -338,7 +373,7 @@ mod tests {
         let mut rx = records.subscribe();
         let (_id, r) = records.create(|| "s-1".into(), |_| false, Target::new("127.0.0.1", 1), 10);
         records.connection_opened(&r);
-        records.command_started(&r, "execute_code", "t");
+        records.command_started(&r, "execute_code", "t", &serde_json::json!({}));
         let snap = StateUpdate::from(crate::backend::Snapshot {
             scene: None,
             objects: vec!["Cube".into()],

@@ -102,7 +102,7 @@ impl Registry {
 
     /// Read a session from the store, first recovering its entries when its lease holder
     /// is gone or its lease expired (a server that died mid-command).
-    async fn stored(&self, id: &str) -> Result<StoredSession, SessionError> {
+    pub(super) async fn stored(&self, id: &str) -> Result<StoredSession, SessionError> {
         let store = self.store();
         let stored = store
             .get(id)

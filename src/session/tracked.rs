@@ -46,6 +46,8 @@ pub struct Applied {
     pub added: Vec<String>,
     /// Objects that disappeared (a rename's old name included).
     pub removed: Vec<String>,
+    /// Objects renamed (`[old, new]`; also in `removed` and `added`).
+    pub renamed: Vec<(String, String)>,
 }
 
 impl SessionState {
@@ -111,6 +113,7 @@ impl SessionState {
             ObjectChange::Renamed { from, to } => {
                 applied.removed.push(from.clone());
                 applied.added.push(to.clone());
+                applied.renamed.push((from.clone(), to.clone()));
                 match self.objects.get_index_of(from.as_str()) {
                     Some(at) => {
                         if self.objects.contains(to.as_str()) {

@@ -259,6 +259,29 @@ pub struct StoreStats {
     pub writable: bool,
 }
 
+/// One event as the store keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    /// Assigned by the store: increasing across every process on it, starting at 1.
+    pub id: u64,
+    /// The event's JSON body as the publisher gave it (without the id).
+    pub body: String,
+}
+
+/// A read of the event log.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EventPage {
+    /// Events with an id above the one asked for, oldest first (at most the limit).
+    pub events: Vec<StoredEvent>,
+    /// The smallest id still kept (`None`: the log is empty).
+    pub oldest: Option<u64>,
+    /// The newest id ever assigned (0: none yet).
+    pub newest: u64,
+}
+
+/// How many events a store keeps (older ones are dropped).
+pub const EVENT_LOG_KEEP: u64 = 10_000;
+
 /// Tells whether a lease holder is known to be gone (a process of this machine that no
 /// longer runs); a store breaks such a holder's leases and interrupts its running entries.
 pub type HolderGone = dyn Fn(&str) -> bool + Send + Sync;
@@ -376,6 +399,18 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
 
     /// Counts, and whether the store takes a write now.
     async fn stats(&self) -> StoreResult<StoreStats>;
+
+    /// Append events in order; returns their ids (increasing, one per body).
+    async fn append_events(&self, bodies: &[String]) -> StoreResult<Vec<u64>> {
+        let _ = bodies;
+        Ok(Vec::new())
+    }
+
+    /// Events with id > `after`, oldest first, at most `limit`, with the log's bounds.
+    async fn events_after(&self, after: u64, limit: usize) -> StoreResult<EventPage> {
+        let _ = (after, limit);
+        Ok(EventPage::default())
+    }
 }
 
 /// This process's lease holder id: `host:pid:random`, so a process on the same machine can
