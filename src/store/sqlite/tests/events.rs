@@ -81,7 +81,8 @@ async fn a_version_3_file_migrates_to_4_keeping_its_sessions_and_gaining_the_eve
 
 /// Appending one event at a time to a full log (the trim every 256 ids included) stays
 /// cheap. A measurement, not a check of this machine's speed: run with
-/// `cargo test --release --lib event_appends -- --ignored --nocapture`.
+/// `cargo test --lib event_appends -- --ignored --nocapture` (SQLite is built optimized
+/// even in the dev profile).
 #[tokio::test]
 #[ignore]
 async fn event_appends_to_a_full_log_stay_cheap() {
