@@ -20,7 +20,7 @@
 //! | [`demo`] | the design's "hello cube", the whole chain in one command |
 //! | [`check`] | the `check` command: what answers on the Blender port |
 //! | [`cli`] | flags, mapped onto the plain config structs the modules above take; `main.rs` only parses and runs |
-//! | [`store`] | where session records live: the [`store::SessionStore`] seam, the memory and SQLite stores |
+//! | [`store`] | where session records and the shared event log live: the [`store::SessionStore`] seam, the memory, SQLite and Redis stores |
 //! | [`http`] | the Streamable HTTP transport: rmcp's service behind the `Host`/`Origin`/token guard, TLS |
 //! | [`auth`] | users, rights and bearer tokens; the auth file and the `token` subcommand's operations |
 //! | [`preview`] | bounded previews of large values, for history and events |

@@ -1,6 +1,6 @@
 //! The Redis store against a real redis-server (started per test by `support::redis`): the
 //! conformance check every store passes, the documented key layout, what two stores on one
-//! Redis see of each other's races, and what a Redis that is stopped, restarted or hung does
+//! Redis see of each other's races (and of the event log they share), and what a Redis that is stopped, restarted or hung does
 //! to a store call (an error naming the store within the call's timeout, then recovery).
 
 mod support;
@@ -96,6 +96,51 @@ async fn shares_and_names_survive_reopening_the_store() {
     drop(store);
     let store = self::store(&redis, "reopen:").await;
     blender_session_mcp::store::conformance::shares_after_reopen(&store).await;
+}
+
+#[tokio::test]
+async fn two_stores_on_one_prefix_share_the_event_log_in_its_documented_keys() {
+    let Some(redis) =
+        server("two_stores_on_one_prefix_share_the_event_log_in_its_documented_keys").await
+    else {
+        return;
+    };
+    let (a, b) = (store(&redis, "ev:").await, store(&redis, "ev:").await);
+    blender_session_mcp::store::conformance::events_shared(&a, &b).await;
+    let newest = a.events_after(0, 0).await.expect("bounds").newest;
+    let mut con = redis.connection().await;
+    let mut keys: Vec<String> = ::redis::cmd("KEYS")
+        .arg("ev:*")
+        .query_async(&mut con)
+        .await
+        .expect("KEYS");
+    keys.sort();
+    assert_eq!(keys, ["ev:events", "ev:events:seq", "ev:schema"]);
+    let first: Vec<(String, Vec<String>)> = ::redis::cmd("XRANGE")
+        .arg("ev:events")
+        .arg("-")
+        .arg("+")
+        .arg("COUNT")
+        .arg(1)
+        .query_async(&mut con)
+        .await
+        .expect("XRANGE");
+    assert_eq!(first[0].0, "1-0", "the stream entry's id is the event id");
+    assert_eq!(first[0].1[0], "body");
+    let seq: u64 = ::redis::cmd("GET")
+        .arg("ev:events:seq")
+        .query_async(&mut con)
+        .await
+        .expect("GET");
+    assert_eq!(seq, newest);
+    // A lost counter: the ids go on from the stream's last entry.
+    let () = ::redis::cmd("DEL")
+        .arg("ev:events:seq")
+        .query_async(&mut con)
+        .await
+        .expect("DEL");
+    let next = b.append_events(&["{}".to_owned()]).await.expect("append");
+    assert_eq!(next, [newest + 1]);
 }
 
 #[tokio::test]

@@ -5,11 +5,14 @@
 //! - this module: one owner's sessions, commands, leases, recovery, closing, pruning;
 //! - `owners`: names per owner, counts of owned sessions;
 //! - `shares`: shares, the access they give, what a viewer's page shows; and what survives
-//!   reopening a store ([`shares_before_reopen`], [`shares_after_reopen`]).
+//!   reopening a store ([`shares_before_reopen`], [`shares_after_reopen`]);
+//! - `events`: the event log; and two handles on one store sharing it ([`events_shared`]).
 
+mod events;
 mod owners;
 mod shares;
 
+pub use events::events_shared;
 pub use shares::{shares_after_reopen, shares_before_reopen};
 
 use serde_json::json;
@@ -385,4 +388,5 @@ pub async fn check(store: &dyn SessionStore) {
 
     owners::check(store).await;
     shares::check(store).await;
+    events::check(store).await;
 }

@@ -1,6 +1,9 @@
 //! The memory store (`--store memory`): every record in this process's memory, nothing on
 //! disk, gone when the process ends. One sync mutex over the map, never held across an
 //! await; each trait method is one critical section, so each is atomic like a transaction.
+//! The event log is a ring of its own (`events`), behind a mutex of its own.
+
+mod events;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
@@ -11,7 +14,7 @@ use crate::session::events::CloseReason;
 use crate::session::{HistoryEntry, Outcome};
 
 use super::{
-    Access, BeginCommand, Begun, Created, FinishCommand, HistoryPage, HolderGone,
+    Access, BeginCommand, Begun, Created, EventPage, FinishCommand, HistoryPage, HolderGone,
     INTERRUPTED_MESSAGE, Lease, NewSession, SessionPage, SessionStore, Share, StateBlob, Status,
     StoreKind, StoreLocation, StoreResult, StoreStats, StoredSession,
 };
@@ -29,6 +32,7 @@ pub struct MemoryStore {
     location: StoreLocation,
     history_limit: usize,
     sessions: Mutex<HashMap<String, Kept>>,
+    events: Mutex<events::EventLog>,
 }
 
 impl MemoryStore {
@@ -38,11 +42,16 @@ impl MemoryStore {
             location: StoreLocation::new(StoreKind::Memory, ""),
             history_limit,
             sessions: Mutex::new(HashMap::new()),
+            events: Mutex::new(events::EventLog::default()),
         }
     }
 
     fn map(&self) -> MutexGuard<'_, HashMap<String, Kept>> {
         self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn events(&self) -> MutexGuard<'_, events::EventLog> {
+        self.events.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -390,6 +399,17 @@ impl SessionStore for MemoryStore {
             closed: map.len() as u64 - open,
             writable: true,
         })
+    }
+
+    async fn append_events(&self, bodies: &[String]) -> StoreResult<Vec<u64>> {
+        if bodies.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(self.events().append(bodies))
+    }
+
+    async fn events_after(&self, after: u64, limit: usize) -> StoreResult<EventPage> {
+        Ok(self.events().after(after, limit))
     }
 }
 

@@ -10,6 +10,10 @@
 //! - `sqlite`: a file shared by the processes of one machine (the default).
 //! - `redis`: Redis, for processes on several machines.
 //!
+//! Beside the records, each store keeps the event log every process on it publishes to
+//! ([`SessionStore::append_events`], [`SessionStore::events_after`]): the store assigns the
+//! ids, so a watcher of any process resumes with "the events after id N".
+//!
 //! Every method is one atomic step of the store (one transaction, one script): two processes
 //! on one store may call any of them at once. The command path costs two steps per command:
 //! [`SessionStore::begin_command`] (take the lease, write the entry as `running`) and
@@ -259,6 +263,11 @@ pub struct StoreStats {
     pub writable: bool,
 }
 
+/// How many events a store keeps (older ones are dropped): at least this many of the newest,
+/// and at most a few hundred more (SQLite trims when an append passes a multiple of 256 ids,
+/// Redis trims its stream approximately, by whole nodes of 100 entries).
+pub const EVENT_LOG_KEEP: u64 = 10_000;
+
 /// One event as the store keeps it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredEvent {
@@ -273,14 +282,12 @@ pub struct StoredEvent {
 pub struct EventPage {
     /// Events with an id above the one asked for, oldest first (at most the limit).
     pub events: Vec<StoredEvent>,
-    /// The smallest id still kept (`None`: the log is empty).
+    /// The smallest id still kept (None: the log is empty). A reader whose `after + 1` is
+    /// below this lost events.
     pub oldest: Option<u64>,
     /// The newest id ever assigned (0: none yet).
     pub newest: u64,
 }
-
-/// How many events a store keeps (older ones are dropped).
-pub const EVENT_LOG_KEEP: u64 = 10_000;
 
 /// Tells whether a lease holder is known to be gone (a process of this machine that no
 /// longer runs); a store breaks such a holder's leases and interrupts its running entries.
@@ -400,17 +407,15 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
     /// Counts, and whether the store takes a write now.
     async fn stats(&self) -> StoreResult<StoreStats>;
 
-    /// Append events in order; returns their ids (increasing, one per body).
-    async fn append_events(&self, bodies: &[String]) -> StoreResult<Vec<u64>> {
-        let _ = bodies;
-        Ok(Vec::new())
-    }
+    /// Append events in order, as one step; returns their ids (increasing, one per body,
+    /// consecutive: no other process's event comes between two of one call). Keeps about
+    /// the newest [`EVENT_LOG_KEEP`]. An empty `bodies` returns an empty Vec without
+    /// touching the store.
+    async fn append_events(&self, bodies: &[String]) -> StoreResult<Vec<u64>>;
 
-    /// Events with id > `after`, oldest first, at most `limit`, with the log's bounds.
-    async fn events_after(&self, after: u64, limit: usize) -> StoreResult<EventPage> {
-        let _ = (after, limit);
-        Ok(EventPage::default())
-    }
+    /// Events with id > `after`, oldest first, at most `limit`, with the log's bounds, read
+    /// as one consistent step.
+    async fn events_after(&self, after: u64, limit: usize) -> StoreResult<EventPage>;
 }
 
 /// This process's lease holder id: `host:pid:random`, so a process on the same machine can

@@ -15,6 +15,8 @@
 //! | `{p}history:{id}` | list | history entries as JSON, oldest first, the newest `--history-limit` |
 //! | `{p}running:{id}` | hash | seq → lease holder of each entry still running |
 //! | `{p}shares:{id}` | hash | user (or `*`, everyone) → `read` or `write`: who else may use it |
+//! | `{p}events` | stream | the event log: entry `<id>-0` with field `body`, about the newest [`EVENT_LOG_KEEP`](crate::store::EVENT_LOG_KEEP) |
+//! | `{p}events:seq` | string | the newest event id ever assigned |
 //!
 //! Names are unique per owner, so each owner has a names hash of its own (an owner or a
 //! name may hold any character: the key is never parsed back). A session's owner never
@@ -28,6 +30,11 @@
 //!
 //! Layout 1 (one `{p}names` hash for every owner, no owned sets) is brought to layout 2 when
 //! a store opens it (`lua/migrate.lua`, one script).
+//!
+//! The event log's keys came after layout 2 without a new version: nothing existing changed
+//! meaning, a prefix without them is simply an empty log (ids start at 1), and a program that
+//! does not know them never reads or deletes them. A bump would only make such a program
+//! refuse the prefix (a newer layout) for keys it can ignore.
 
 /// The version of this layout, kept in `{p}schema`.
 pub const SCHEMA_VERSION: i64 = 2;
@@ -121,6 +128,16 @@ impl Keys {
     pub fn shares(&self, id: &str) -> String {
         self.of("shares", id)
     }
+
+    /// `{p}events`.
+    pub fn events(&self) -> String {
+        self.key("events")
+    }
+
+    /// `{p}events:seq`.
+    pub fn events_seq(&self) -> String {
+        self.key("events:seq")
+    }
 }
 
 #[cfg(test)]
@@ -143,6 +160,8 @@ mod tests {
             k.history("s-1"),
             k.running("s-1"),
             k.shares("s-1"),
+            k.events(),
+            k.events_seq(),
         ] {
             assert!(key.starts_with("t:"), "{key}");
         }

@@ -10,9 +10,11 @@
 //!
 //! - [`keys`]: the key layout under the prefix.
 //! - [`record`]: a record as the fields of its hash.
-//! - `ops`: the [`SessionStore`](super::SessionStore) methods; `recover`: interrupted entries.
+//! - `ops`: the [`SessionStore`](super::SessionStore) methods; `recover`: interrupted entries;
+//!   `events`: the event log.
 //! - `lua/*.lua`: the scripts.
 
+mod events;
 pub mod keys;
 mod listing;
 mod ops;
@@ -58,6 +60,8 @@ struct Scripts {
     interrupt: Script,
     migrate: Script,
     share: Script,
+    append_events: Script,
+    events_after: Script,
 }
 
 impl Scripts {
@@ -74,6 +78,8 @@ impl Scripts {
             interrupt: Script::new(include_str!("lua/interrupt.lua")),
             migrate: Script::new(include_str!("lua/migrate.lua")),
             share: Script::new(include_str!("lua/share.lua")),
+            append_events: Script::new(include_str!("lua/append_events.lua")),
+            events_after: Script::new(include_str!("lua/events_after.lua")),
         }
     }
 }

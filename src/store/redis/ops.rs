@@ -9,7 +9,7 @@ use redis::aio::ConnectionManager;
 use crate::session::events::CloseReason;
 use crate::session::{HistoryEntry, Outcome};
 use crate::store::{
-    Access, BeginCommand, Begun, Created, FinishCommand, HistoryPage, HolderGone, Lease,
+    Access, BeginCommand, Begun, Created, EventPage, FinishCommand, HistoryPage, HolderGone, Lease,
     NewSession, SessionPage, SessionStore, StateBlob, Status, StoreLocation, StoreResult,
     StoreStats, StoredSession,
 };
@@ -475,5 +475,13 @@ impl SessionStore for RedisStore {
             closed: all.saturating_sub(open),
             writable,
         })
+    }
+
+    async fn append_events(&self, bodies: &[String]) -> StoreResult<Vec<u64>> {
+        self.append_stream(bodies).await
+    }
+
+    async fn events_after(&self, after: u64, limit: usize) -> StoreResult<EventPage> {
+        self.stream_after(after, limit).await
     }
 }

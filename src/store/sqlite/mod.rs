@@ -11,6 +11,7 @@
 //! ACL of the user's local app-data directory, readable by that user and administrators).
 //! A file that is not ours, or is newer, is refused before anything is written to it.
 
+mod events;
 mod ops;
 mod row;
 pub mod schema;

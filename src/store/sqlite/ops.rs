@@ -9,7 +9,7 @@ use crate::session::events::CloseReason;
 use crate::session::{HistoryEntry, Outcome};
 
 use super::super::{
-    Access, BeginCommand, Begun, Created, FinishCommand, HistoryPage, HolderGone, Lease,
+    Access, BeginCommand, Begun, Created, EventPage, FinishCommand, HistoryPage, HolderGone, Lease,
     NewSession, SessionPage, SessionStore, StateBlob, StoreLocation, StoreResult, StoreStats,
     StoredSession,
 };
@@ -429,5 +429,13 @@ impl SessionStore for SqliteStore {
 
     async fn stats(&self) -> StoreResult<StoreStats> {
         self.count_sessions().await
+    }
+
+    async fn append_events(&self, bodies: &[String]) -> StoreResult<Vec<u64>> {
+        self.append_event_rows(bodies).await
+    }
+
+    async fn events_after(&self, after: u64, limit: usize) -> StoreResult<EventPage> {
+        self.event_rows_after(after, limit).await
     }
 }

@@ -9,7 +9,7 @@ use rusqlite::Connection;
 use super::super::{StoreError, StoreLocation};
 
 /// The newest schema this program knows.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// `PRAGMA application_id` of our files ("BSM1").
 pub(super) const APPLICATION_ID: i64 = 0x4253_4d31;
@@ -85,6 +85,13 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE UNIQUE INDEX sessions_open_name ON sessions(owner, name)
         WHERE status = 'open' AND name IS NOT NULL;
     CREATE INDEX sessions_open_owner ON sessions(owner, created_at, id) WHERE status = 'open';",
+    // 3 → 4: the event log every process on the file publishes to. AUTOINCREMENT: an id is
+    // never reused, even once the rows below it are trimmed, and `sqlite_sequence` says the
+    // newest ever assigned.
+    "CREATE TABLE events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        body TEXT NOT NULL
+    );",
 ];
 
 /// Refuse a file that is not ours before anything is written to it: not an SQLite file,

@@ -1,5 +1,7 @@
 use super::*;
 
+mod events;
+
 fn temp() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("state").join("sessions.db");
@@ -239,6 +241,10 @@ async fn a_version_1_file_migrates_keeping_its_sessions_and_their_state() {
         })
         .expect("row");
     assert_eq!(inline, None, "the state moved out of the session row");
+    let events: i64 = conn
+        .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+        .expect("the event log is made on the way");
+    assert_eq!(events, 0);
 }
 
 #[tokio::test]
