@@ -9,7 +9,7 @@ mod support;
 use rmcp::model::ProtocolVersion;
 use serde_json::{Value, json};
 use support::FakeAddon;
-use support::http::{HttpServe, client, initialize, post, stateless_call};
+use support::http::{HttpServe, client, initialize, post, stateless_call, users_file};
 
 const TOKEN: &str = "test-token-0123456789abcdef";
 
@@ -180,33 +180,6 @@ async fn sessionless_requests_of_one_user_share_its_default_session_and_keep_the
     .await;
     assert_eq!(status, 401);
     server.stop().await;
-}
-
-async fn users_file(dir: &std::path::Path, users: &[(&str, &str)]) -> (String, Vec<String>) {
-    let file = dir.join("auth.json").display().to_string();
-    let mut tokens = Vec::new();
-    for (user, rights) in users {
-        let out = tokio::process::Command::new(support::BIN)
-            .args([
-                "token",
-                "add",
-                user,
-                "--rights",
-                rights,
-                "--auth-file",
-                &file,
-            ])
-            .output()
-            .await
-            .expect("token add");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        tokens.push(String::from_utf8(out.stdout).unwrap().trim().to_owned());
-    }
-    (file, tokens)
 }
 
 fn session_id_of(r: &rmcp::model::CallToolResult) -> String {

@@ -220,3 +220,32 @@ pub async fn stateless_call(
     let (status, _, value) = post(url, &headers, &body).await;
     (status, value)
 }
+
+/// An auth file in `dir` with these users and rights (`token add`); its path and the
+/// users' tokens.
+pub async fn users_file(dir: &std::path::Path, users: &[(&str, &str)]) -> (String, Vec<String>) {
+    let file = dir.join("auth.json").display().to_string();
+    let mut tokens = Vec::new();
+    for (user, rights) in users {
+        let out = tokio::process::Command::new(super::BIN)
+            .args([
+                "token",
+                "add",
+                user,
+                "--rights",
+                rights,
+                "--auth-file",
+                &file,
+            ])
+            .output()
+            .await
+            .expect("token add");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        tokens.push(String::from_utf8(out.stdout).unwrap().trim().to_owned());
+    }
+    (file, tokens)
+}
