@@ -1,7 +1,8 @@
 //! What every HTTP request passes before it reaches MCP: the `Host` check (DNS rebinding),
 //! the `Origin` check (a web page the user visits must not drive Blender), bearer-token
 //! authentication, and the cap on clients served at once. A request that passes carries
-//! its [`User`] in its extensions.
+//! its [`User`] in its extensions. The dashboard's files ([`super::dashboard`]) pass the
+//! `Host` and `Origin` checks without a token.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -209,6 +210,12 @@ pub async fn check(State(guard): State<Arc<Guard>>, mut req: Request, next: Next
                 ),
             );
         }
+    }
+    // The dashboard's page and assets hold no data: the page asks for the token itself.
+    if super::dashboard::is_public(req.uri().path())
+        && matches!(*req.method(), Method::GET | Method::HEAD)
+    {
+        return next.run(req).await;
     }
     let user = match &guard.auth {
         None => User::local(),
