@@ -10,6 +10,7 @@ pub mod mock_llm;
 pub mod node;
 pub mod redis;
 pub mod store_suite;
+pub mod webdriver;
 
 use std::path::PathBuf;
 use std::process::Stdio;
