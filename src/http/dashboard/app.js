@@ -30,13 +30,10 @@
   };
 
   class ApiError extends Error {
-    constructor(status, message) {
-      super(message);
-      this.status = status;
-    }
+    constructor(status, message) { super(message); this.status = status; }
   }
 
-  // An element with a class and text (children are appended as given).
+  // An element with a class and text.
   function el(tag, cls, text) {
     const e = document.createElement(tag);
     if (cls) e.className = cls;
@@ -44,14 +41,11 @@
     return e;
   }
 
-  function show(node, visible) {
-    node.hidden = !visible;
-  }
-
-  function showError(node, message) {
+  const show = (node, visible) => { node.hidden = !visible; };
+  const showError = (node, message) => {
     node.textContent = message || "";
     show(node, Boolean(message));
-  }
+  };
 
   // One API call with the token; JSON back (or the Response itself when `raw`).
   async function api(method, path, raw) {
@@ -68,12 +62,8 @@
     }
     if (!r.ok) {
       let message = r.status + " " + r.statusText;
-      try {
-        const body = await r.json();
-        if (body && typeof body.error === "string") message = body.error;
-      } catch (_) {
-        // not JSON: keep the status line
-      }
+      const body = await r.json().catch(() => null); // not JSON: keep the status line
+      if (body && typeof body.error === "string") message = body.error;
       if (r.status === 401 && path !== "/api/me") signOut(message);
       throw new ApiError(r.status, message);
     }
@@ -96,19 +86,10 @@
 
   async function signIn(token) {
     st.token = token;
-    let me;
-    try {
-      me = await api("GET", "/api/me");
-    } catch (e) {
-      st.token = null;
-      throw e;
-    }
+    const me = await api("GET", "/api/me").catch((e) => { st.token = null; throw e; });
     sessionStorage.setItem(TOKEN_KEY, token);
     $("user").textContent = me.user + (me.rights === "read" ? " (read only)" : "");
-    show($("user"), true);
-    show($("signout"), true);
-    show($("signin"), false);
-    show($("app"), true);
+    for (const [id, on] of [["user", 1], ["signout", 1], ["signin", 0], ["app", 1]]) show($(id), on);
     connect();
     await loadSessions();
   }
@@ -126,10 +107,7 @@
     st.lastEventId = 0;
     select(null);
     $("sessions").replaceChildren();
-    show($("app"), false);
-    show($("user"), false);
-    show($("signout"), false);
-    show($("signin"), true);
+    for (const [id, on] of [["user", 0], ["signout", 0], ["signin", 1], ["app", 0]]) show($(id), on);
     showError($("signin-error"), message);
     setConn("offline");
     $("token").value = "";
@@ -151,9 +129,7 @@
       return;
     }
     renderSessions();
-    if (st.selected && st.sessions.has(st.selected)) {
-      renderDetailHead();
-    }
+    if (st.selected) renderDetailHead();
   }
 
   function sessionItem(s) {
@@ -208,9 +184,7 @@
     st.shot = null;
     show($("screenshot-area"), false);
     showError($("detail-error"), "");
-    for (const li of $("sessions").children) {
-      li.classList.toggle("selected", li.dataset.sessionId === id);
-    }
+    for (const li of $("sessions").children) li.classList.toggle("selected", li.dataset.sessionId === id);
     $("detail").dataset.sessionId = id || "";
     show($("detail-empty"), !id);
     show($("detail-body"), Boolean(id));
@@ -339,13 +313,7 @@
     st.seqs.add(entry.seq);
     const item = entryItem(entry);
     const list = $("history");
-    let before = null;
-    for (const li of list.children) {
-      if (Number(li.dataset.seq) > entry.seq) {
-        before = li;
-        break;
-      }
-    }
+    const before = [...list.children].find((li) => Number(li.dataset.seq) > entry.seq) || null;
     list.insertBefore(item, before);
     show($("history-empty"), false);
     if (!before) item.scrollIntoView({ block: "nearest" });
@@ -407,12 +375,7 @@
     const resuming = st.lastEventId > 0;
     if (resuming) url += "&since=" + st.lastEventId;
     let ws;
-    try {
-      ws = new WebSocket(url);
-    } catch (_) {
-      scheduleReconnect(false);
-      return;
-    }
+    try { ws = new WebSocket(url); } catch (_) { scheduleReconnect(false); return; }
     st.ws = ws;
     ws.onopen = () => {
       st.backoff = BACKOFF_MIN_MS;
@@ -421,12 +384,8 @@
       if (!resuming) reloadAll();
     };
     ws.onmessage = (m) => {
-      let ev;
-      try {
-        ev = JSON.parse(m.data);
-      } catch (_) {
-        return;
-      }
+      let ev = null;
+      try { ev = JSON.parse(m.data); } catch (_) { /* not an event: ignored */ }
       if (ev && typeof ev === "object") handleEvent(ev);
     };
     ws.onclose = () => {
@@ -464,23 +423,15 @@
         reloadListSoon(); // the list says what this user may see of it
         break;
       case "session_closed":
-        updateSession(id, (s) => {
-          s.status = "closed";
-          s.busy = false;
-        });
+        updateSession(id, (s) => Object.assign(s, { status: "closed", busy: false }));
         break;
       case "command_started":
-        updateSession(id, (s) => {
-          s.busy = true;
-          s.last_activity = at;
-        });
+        updateSession(id, (s) => Object.assign(s, { busy: true, last_activity: at }));
         break;
       case "command_finished":
-        if (!updateSession(id, (s) => {
-          s.busy = false;
-          s.last_activity = at;
-          s.command_count = (s.command_count || 0) + 1;
-        })) reloadListSoon();
+        if (!updateSession(id, (s) => Object.assign(s, {
+          busy: false, last_activity: at, command_count: (s.command_count || 0) + 1,
+        }))) reloadListSoon();
         if (id === st.selected && ev.entry) addEntry(ev.entry);
         break;
       case "state_changed":
@@ -493,13 +444,10 @@
         break;
       case "connection":
         updateSession(id, (s) => {
-          s.blender = s.blender || {};
-          s.blender.connected = Boolean(ev.connected);
-          s.blender.last_error = ev.error || null;
+          s.blender = Object.assign(s.blender || {}, { connected: Boolean(ev.connected), last_error: ev.error || null });
         });
         break;
-      default:
-        break; // a kind this page does not know yet
+      default: // a kind this page does not know yet
     }
   }
 
@@ -538,21 +486,14 @@
       st.backoff = BACKOFF_MIN_MS;
       if (st.token && !st.ws) connect();
     });
-    window.addEventListener("offline", () => {
-      if (st.token && !st.ws) setConn("offline");
-    });
+    window.addEventListener("offline", () => st.token && !st.ws && setConn("offline"));
     setInterval(() => {
-      for (const span of document.querySelectorAll("#sessions .rel")) {
-        span.textContent = ago(Number(span.dataset.at));
-      }
+      for (const span of document.querySelectorAll("#sessions .rel")) span.textContent = ago(Number(span.dataset.at));
     }, 5000);
 
     const saved = sessionStorage.getItem(TOKEN_KEY);
-    if (saved) {
-      signIn(saved).catch((e) => signOut(e.status === 401 ? "Your token is no longer valid." : e.message));
-    } else {
-      signOut("");
-    }
+    if (saved) signIn(saved).catch((e) => signOut(e.status === 401 ? "Your token is no longer valid." : e.message));
+    else signOut("");
   }
 
   start();
