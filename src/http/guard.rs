@@ -1,7 +1,8 @@
 //! What every HTTP request passes before it reaches MCP: the `Host` check (DNS rebinding),
 //! the `Origin` check (a web page the user visits must not drive Blender), bearer-token
 //! authentication, and the cap on clients served at once. A request that passes carries
-//! its [`User`] in its extensions.
+//! its [`User`] in its extensions. The dashboard's files ([`super::dashboard`]) pass the
+//! `Host` and `Origin` checks without a token.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -71,15 +72,6 @@ pub struct Guard {
     max_clients: usize,
     /// Tickets for the event stream (see [`super::ticket`]).
     pub tickets: Tickets,
-}
-
-/// Paths anyone may load without a token: the dashboard's page and assets (the page signs
-/// in by itself; everything it reads needs the token).
-fn public_path(path: &str) -> bool {
-    matches!(
-        path,
-        "/" | "/index.html" | "/assets/app.js" | "/assets/app.css" | "/favicon.ico"
-    )
 }
 
 /// Paths that take a ticket (`?ticket=`) instead of a bearer token.
@@ -235,6 +227,12 @@ pub async fn check(State(guard): State<Arc<Guard>>, mut req: Request, next: Next
             );
         }
     }
+    // The dashboard's page and assets hold no data: the page asks for the token itself.
+    if super::dashboard::is_public(req.uri().path())
+        && matches!(*req.method(), Method::GET | Method::HEAD)
+    {
+        return next.run(req).await;
+    }
     let path = req.uri().path().to_owned();
     let ticket = ticket_path(&path)
         .then(|| ticket_of(req.uri()))
@@ -242,7 +240,6 @@ pub async fn check(State(guard): State<Arc<Guard>>, mut req: Request, next: Next
         .filter(|_| !req.headers().contains_key(header::AUTHORIZATION));
     let user = match &guard.auth {
         None => User::local(),
-        Some(_) if public_path(&path) => User::local(),
         Some(_) if ticket.is_some() => {
             match ticket.as_deref().and_then(|t| guard.tickets.redeem(t)) {
                 Some(user) => user,

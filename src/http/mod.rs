@@ -1,6 +1,7 @@
 //! The Streamable HTTP transport: rmcp's streamable HTTP service at `/mcp` inside an axum
 //! router, behind our guard ([`guard`]: `Host` and `Origin` checks, bearer-token
-//! authentication, the client cap), over plain TCP or TLS ([`tls`]).
+//! authentication, the client cap), over plain TCP or TLS ([`tls`]). The web dashboard's
+//! page and assets ([`dashboard`]) are served at `/` from the same router.
 //!
 //! Every MCP session (protocol revisions up to 2025-11-25, with `Mcp-Session-Id`) gets its
 //! own [`BlenderServer`]; a request on the 2026-07-28 revision, which has no protocol
@@ -12,6 +13,7 @@
 
 pub mod api;
 pub mod cancel;
+pub mod dashboard;
 pub mod guard;
 pub mod stream;
 pub mod ticket;
@@ -231,6 +233,7 @@ pub async fn start(
         .merge(api::routes(api.clone()))
         .merge(stream::routes(api))
         .nest_service(MCP_PATH, mcp)
+        .merge(dashboard::routes())
         .layer(axum::middleware::from_fn_with_state(
             cancel,
             cancel::cancel_on_disconnect,

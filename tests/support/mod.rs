@@ -11,6 +11,7 @@ pub mod node;
 pub mod redis;
 pub mod store_suite;
 pub mod stream;
+pub mod webdriver;
 
 use std::path::PathBuf;
 use std::process::Stdio;
