@@ -13,11 +13,10 @@ use std::time::{Duration, Instant};
 use rmcp::model::ProtocolVersion;
 use serde_json::{Value, json};
 use support::FakeAddon;
-use support::blender::blender_or_skip;
+use support::blender::{blender_or_skip, raw_execute};
 use support::http::{HttpServe, client, users_file};
 use support::redis::RedisServer;
 use support::stream::{Sse, Ws, base, ticket, within};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const TOKEN: &str = "events-token-0123456789abcdef";
 
@@ -50,34 +49,25 @@ macro_rules! read_until {
     }};
 }
 
+/// A server with a token on a fresh fake addon (kept alive with it).
+async fn fake_server() -> (FakeAddon, HttpServe) {
+    let fake = FakeAddon::start().await;
+    let port = fake.port.to_string();
+    let server = HttpServe::start_on(
+        "127.0.0.1:0",
+        &["--blender-port", &port],
+        &[("BSM_AUTH_TOKEN", TOKEN)],
+    )
+    .await;
+    (fake, server)
+}
+
 /// Whether `e` is a `state_changed` that added `name`.
 fn added(e: &Value, name: &str) -> bool {
     e["event"] == "state_changed"
         && e["added"]
             .as_array()
             .is_some_and(|a| a.iter().any(|n| n == name))
-}
-
-/// A command sent on a raw connection to the addon port, as another client would.
-async fn raw_execute(port: u16, code: &str) -> Value {
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .expect("raw connect");
-    let request = json!({"type": "execute_code", "params": {"code": code}}).to_string();
-    s.write_all(request.as_bytes()).await.expect("raw write");
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    loop {
-        let n = tokio::time::timeout(Duration::from_secs(60), s.read(&mut chunk))
-            .await
-            .expect("raw reply in time")
-            .expect("raw read");
-        assert!(n > 0, "the raw connection closed before the reply");
-        buf.extend_from_slice(&chunk[..n]);
-        if let Ok(v) = serde_json::from_slice::<Value>(&buf) {
-            return v;
-        }
-    }
 }
 
 const ADD_CUBE: &str = "import bpy\nm = bpy.data.meshes.new('EvMesh')\no = bpy.data.objects.new('EvCube', m)\nbpy.context.scene.collection.objects.link(o)\nprint('made', o.name)";
@@ -235,14 +225,7 @@ async fn a_change_made_through_another_connection_reaches_a_watcher_within_two_w
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_stream_resumes_with_exactly_the_missed_events_on_sse_and_websocket() {
-    let fake = FakeAddon::start().await;
-    let port = fake.port.to_string();
-    let server = HttpServe::start_on(
-        "127.0.0.1:0",
-        &["--blender-port", &port],
-        &[("BSM_AUTH_TOKEN", TOKEN)],
-    )
-    .await;
+    let (_fake, server) = fake_server().await;
     let b = base(&server.url);
     let mut whole = Sse::open(&b, TOKEN, "", None).await;
     let mut first = Sse::open(&b, TOKEN, "", None).await;
@@ -405,14 +388,7 @@ async fn a_user_never_receives_events_of_a_session_not_shared_with_them() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hundred_watchers_keep_up_with_fifty_commands_a_second() {
-    let fake = FakeAddon::start().await;
-    let port = fake.port.to_string();
-    let server = HttpServe::start_on(
-        "127.0.0.1:0",
-        &["--blender-port", &port],
-        &[("BSM_AUTH_TOKEN", TOKEN)],
-    )
-    .await;
+    let (_fake, server) = fake_server().await;
     let b = base(&server.url);
     let mut watchers = Vec::new();
     for _ in 0..100 {

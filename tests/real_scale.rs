@@ -22,8 +22,8 @@ use blender_session_mcp::backend::classic::script::helper_module;
 use blender_session_mcp::session::{Call, Registry};
 use rmcp::ServiceExt;
 use serde_json::{Value, json};
+use support::blender::raw_execute;
 use support::{call, closed_port, config, structured};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const OBJECTS: usize = 50_000;
 
@@ -110,29 +110,6 @@ async fn helper_call_us(reg: &Registry, id: &str) -> f64 {
         .trim()
         .parse()
         .expect("a number of microseconds")
-}
-
-/// A command sent on a raw connection to the addon port, as another client would: the plain
-/// addon `execute_code`, without this server's helper.
-async fn raw_execute(port: u16, code: &str) -> Value {
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .expect("raw connect");
-    let request = json!({"type": "execute_code", "params": {"code": code}}).to_string();
-    s.write_all(request.as_bytes()).await.expect("raw write");
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    loop {
-        let n = tokio::time::timeout(Duration::from_secs(120), s.read(&mut chunk))
-            .await
-            .expect("raw reply in time")
-            .expect("raw read");
-        assert!(n > 0, "the raw connection closed before the reply");
-        buf.extend_from_slice(&chunk[..n]);
-        if let Ok(v) = serde_json::from_slice::<Value>(&buf) {
-            return v;
-        }
-    }
 }
 
 /// The 50 000-object scene, changes of 1 and 1 000 objects, other connections, the helper

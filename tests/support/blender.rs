@@ -224,3 +224,27 @@ pub fn blender_or_skip(test: &str) -> bool {
 pub async fn start_blender(port: u16) -> HeadlessBlender {
     Flavour::Blender.start(port).await
 }
+
+/// A command sent on a raw connection to the addon port, as another client would: the plain
+/// addon `execute_code`, without this server's helper.
+pub async fn raw_execute(port: u16, code: &str) -> serde_json::Value {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("raw connect");
+    let request = serde_json::json!({"type": "execute_code", "params": {"code": code}}).to_string();
+    s.write_all(request.as_bytes()).await.expect("raw write");
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(120), s.read(&mut chunk))
+            .await
+            .expect("raw reply in time")
+            .expect("raw read");
+        assert!(n > 0, "the raw connection closed before the reply");
+        buf.extend_from_slice(&chunk[..n]);
+        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&buf) {
+            return v;
+        }
+    }
+}
