@@ -280,6 +280,28 @@ async fn a_command_from_an_mcp_client_streams_into_the_dashboard_of_a_real_blend
     );
     assert!(entry["code"].as_str().unwrap().contains("Crate_%03d"));
 
+    // Objects by type, asked of Blender: 30 crates and the default cube are meshes.
+    browser.click("#types-btn").await;
+    browser
+        .wait_for(
+            "the objects by type",
+            Duration::from_secs(10),
+            "const li = document.querySelector('#types li[data-type=\"MESH\"]'); \
+             return !!li && li.textContent === 'MESH 31';",
+            json!([]),
+        )
+        .await;
+    browser.click("#types li[data-type=\"MESH\"]").await;
+    browser
+        .wait_for(
+            "the meshes listed",
+            Duration::from_secs(10),
+            "const lis = [...document.querySelectorAll('#objects li')]; \
+             return lis.length === 31 && lis.some((li) => li.dataset.name === 'Crate_001');",
+            json!([]),
+        )
+        .await;
+
     browser.type_into("#object-search", "crate_").await;
     let names = browser
         .wait_for(
@@ -318,6 +340,13 @@ async fn a_command_from_an_mcp_client_streams_into_the_dashboard_of_a_real_blend
         .await;
     eprintln!("dashboard: history entry {latency:?} after the answer; screenshot: {shot}");
 
+    // The picture for the README: the session from its top.
+    browser
+        .execute(
+            "document.getElementById('detail').scrollTop = 0; return true;",
+            json!([]),
+        )
+        .await;
     let png = browser.screenshot().await;
     assert!(png.starts_with(b"\x89PNG"), "a PNG");
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/dashboard.png");

@@ -7,6 +7,9 @@
 //! - `GET /api/sessions/{id}?q=&offset=&limit=`: one session, with a page of its tracked
 //!   objects whose names contain `q`;
 //! - `GET /api/sessions/{id}/history?limit=`: its newest history entries;
+//! - `GET /api/sessions/{id}/scene?type=&offset=&limit=`: Blender's scene summary (objects
+//!   by type) and a page of its objects, asked of Blender (`get_scene_info`; recorded in the
+//!   session's history as tool `dashboard`);
 //! - `POST /api/sessions/{id}/screenshot`: a viewport screenshot (PNG).
 //!
 //! A session the user may not see answers 404, exactly as an unknown one.
@@ -52,6 +55,7 @@ pub fn routes(state: ApiState) -> Router {
         .route("/api/sessions", get(sessions))
         .route("/api/sessions/{id}", get(session))
         .route("/api/sessions/{id}/history", get(history))
+        .route("/api/sessions/{id}/scene", get(scene))
         .route("/api/sessions/{id}/screenshot", post(screenshot))
         .with_state(state)
 }
@@ -164,6 +168,42 @@ async fn history(
             "dropped": h.dropped,
         }))
         .into_response(),
+        Err(e) => failed(e),
+    }
+}
+
+/// The query of `GET /api/sessions/{id}/scene`.
+#[derive(Debug, Default, Deserialize)]
+struct SceneParams {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    offset: usize,
+    limit: Option<usize>,
+}
+
+async fn scene(
+    State(state): State<ApiState>,
+    Extension(user): Extension<User>,
+    Path(id): Path<String>,
+    Query(params): Query<SceneParams>,
+) -> Response {
+    let registry = state.hub.registry();
+    if let Err(e) = registry.authorize(&id, &user.name, Access::Read).await {
+        return failed(e);
+    }
+    let query = crate::backend::SceneQuery {
+        limit: params.limit.unwrap_or(200).min(MAX_PAGE),
+        offset: params.offset,
+        kind: params.kind.filter(|k| !k.is_empty()),
+        max_bytes: registry.config().max_result_bytes,
+        ..Default::default()
+    };
+    match registry
+        .scene_info(&id, &Call::new("dashboard"), query)
+        .await
+    {
+        Ok(info) => Json(info).into_response(),
         Err(e) => failed(e),
     }
 }

@@ -238,7 +238,8 @@
     const sel = state.selection || {};
     const selected = new Set(sel.selected || []);
     const types = Object.entries(body.types || {}).sort((a, b) => b[1] - a[1]);
-    $("types").replaceChildren(...types.map(([type, n]) => {
+    // Tracked state has names only: the by-type list, when asked for, stays.
+    if (types.length) $("types").replaceChildren(...types.map(([type, n]) => {
       const li = el("li", null, type + " " + n);
       li.dataset.type = type;
       return li;
@@ -255,6 +256,35 @@
     const matched = typeof body.matched === "number" ? body.matched : objects.length;
     $("objects-matched").textContent = (q ? matched + " match “" + q + "”" : matched + " objects") +
       (matched > objects.length ? " (first " + objects.length + " shown)" : "");
+  }
+
+  // Objects by type come from Blender itself (get_scene_info), on request; a type's
+  // objects are listed on a click.
+  async function loadTypes(type) {
+    const id = st.selected;
+    if (!id) return;
+    let info;
+    try {
+      info = await api("GET", "/api/sessions/" + enc(id) + "/scene?limit=" + OBJECT_LIMIT +
+        (type ? "&type=" + enc(type) : ""));
+    } catch (e) {
+      showError($("detail-error"), e.message);
+      return;
+    }
+    const types = Object.entries(info.objects_by_type || {}).sort((a, b) => b[1] - a[1]);
+    $("types").replaceChildren(...types.map(([t, n]) => {
+      const li = el("li", t === type ? "active" : null, t + " " + n);
+      li.dataset.type = t;
+      return li;
+    }));
+    if (!type) return;
+    $("objects").replaceChildren(...(info.objects || []).map((o) => {
+      const li = el("li");
+      li.dataset.name = o.name;
+      li.append(el("span", "name", o.name), el("span", "type", o.type || ""));
+      return li;
+    }));
+    $("objects-matched").textContent = info.matched + " of type " + type;
   }
 
   async function loadHistory(id) {
@@ -482,6 +512,11 @@
     });
     $("object-search").addEventListener("input", () => searchSoon(SEARCH_DEBOUNCE_MS));
     $("screenshot-btn").addEventListener("click", screenshot);
+    $("types-btn").addEventListener("click", () => loadTypes(""));
+    $("types").addEventListener("click", (e) => {
+      const li = e.target.closest("li[data-type]");
+      if (li) loadTypes(li.dataset.type);
+    });
     window.addEventListener("online", () => {
       st.backoff = BACKOFF_MIN_MS;
       if (st.token && !st.ws) connect();
