@@ -5,7 +5,8 @@
 //! [`EventHub`]'s writer appends them to the session store's event log, which numbers them
 //! across every process on it. A relay reads the log after its cursor (at once for this
 //! process's events, every [`OTHERS_POLL`] for other processes') and broadcasts what it
-//! reads to this process's watchers. A [`Watcher`] that resumes from an id reads the log
+//! reads to this process's watchers; on Redis, the append publishes the newest id on a
+//! pub/sub channel, which wakes every process's relay at once (polling is then a fallback). A [`Watcher`] that resumes from an id reads the log
 //! itself until it meets the broadcast, so a resume replays exactly the missed events, as
 //! far back as the store keeps them; further back it gets a `resync` marker.
 //!
@@ -30,6 +31,9 @@ pub use watcher::{Watch, Watcher};
 
 /// How often the relay looks for other processes' events while someone watches.
 pub const OTHERS_POLL: Duration = Duration::from_millis(100);
+
+/// How often the relay looks anyway when the store pushes wake-ups (Redis pub/sub).
+pub const PUSHED_POLL: Duration = Duration::from_secs(1);
 
 /// The default `--watch-interval`.
 pub const DEFAULT_WATCH_INTERVAL: Duration = Duration::from_secs(1);
@@ -337,6 +341,14 @@ async fn append(inner: &Inner, batch: &[Event], lost: u64) {
 /// Read the log after the relay's cursor and broadcast it, while anyone watches.
 async fn relay(inner: Arc<Inner>) {
     let mut failing = false;
+    // Redis tells of other processes' appends at once (pub/sub); then polling is only a
+    // fallback for a missed wake-up.
+    let mut pushed = inner.registry.store().event_wakeups();
+    let others = if pushed.is_some() {
+        PUSHED_POLL
+    } else {
+        OTHERS_POLL
+    };
     loop {
         {
             let mut running = inner.running.lock().await;
@@ -382,10 +394,21 @@ async fn relay(inner: Arc<Inner>) {
         let wait = if failing {
             Duration::from_secs(1)
         } else {
-            OTHERS_POLL
+            others
+        };
+        let woken = async {
+            match pushed.as_mut() {
+                Some(rx) => {
+                    if rx.changed().await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                }
+                None => std::future::pending().await,
+            }
         };
         tokio::select! {
             _ = inner.wake.notified() => {}
+            _ = woken => {}
             _ = tokio::time::sleep(wait) => {}
             _ = inner.stop.cancelled() => return,
         }

@@ -416,6 +416,12 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
     /// Events with id > `after`, oldest first, at most `limit`, with the log's bounds, read
     /// as one consistent step.
     async fn events_after(&self, after: u64, limit: usize) -> StoreResult<EventPage>;
+
+    /// Changes when any process appends events (its value: the newest id, or just a
+    /// change), for a store that pushes; `None` when readers must poll.
+    fn event_wakeups(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
 }
 
 /// This process's lease holder id: `host:pid:random`, so a process on the same machine can

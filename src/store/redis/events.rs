@@ -5,11 +5,74 @@
 //! (`lua/events_after.lua`: the events, the oldest kept and the newest in one round trip).
 //! Called from the [`SessionStore`](crate::store::SessionStore) methods in `ops`.
 
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio::sync::watch;
+
 use crate::store::{EVENT_LOG_KEEP, EventPage, StoreResult, StoredEvent};
 
 use super::RedisStore;
 
 impl RedisStore {
+    /// Wake-ups from the append script's `PUBLISH` (the newest id), on one pub/sub
+    /// connection of this store, opened on first use and again after it drops. Ends when
+    /// every receiver is gone.
+    pub(super) fn wakeups(&self) -> watch::Receiver<u64> {
+        let mut slot = self.wakeups.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(rx) = slot.as_ref() {
+            return rx.clone();
+        }
+        let (tx, rx) = watch::channel(0u64);
+        let (client, channel) = (self.client.clone(), self.keys.events_channel());
+        let store = self.location.clone();
+        tokio::spawn(async move {
+            let mut failing = false;
+            while !tx.is_closed() {
+                let pubsub = async {
+                    let mut pubsub = client.get_async_pubsub().await?;
+                    pubsub.subscribe(&channel).await?;
+                    Ok::<_, redis::RedisError>(pubsub)
+                };
+                match pubsub.await {
+                    Ok(pubsub) => {
+                        failing = false;
+                        // Whatever was published while this connection was down: read it.
+                        tx.send_modify(|n| *n = n.wrapping_add(1));
+                        let mut messages = pubsub.into_on_message();
+                        loop {
+                            tokio::select! {
+                                m = messages.next() => match m {
+                                    Some(m) => {
+                                        let id = m.get_payload::<String>().ok()
+                                            .and_then(|p| p.parse().ok());
+                                        tx.send_modify(|n| *n = id.unwrap_or(n.wrapping_add(1)));
+                                    }
+                                    None => break,
+                                },
+                                _ = tx.closed() => return,
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        if !failing {
+                            tracing::warn!(
+                                "{store}: no event wake-ups ({e}); readers poll meanwhile"
+                            );
+                        }
+                        failing = true;
+                    }
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = tx.closed() => return,
+                }
+            }
+        });
+        *slot = Some(rx.clone());
+        rx
+    }
+
     /// Append `bodies` to the stream in one script; their ids.
     pub(super) async fn append_stream(&self, bodies: &[String]) -> StoreResult<Vec<u64>> {
         if bodies.is_empty() {
@@ -19,7 +82,9 @@ impl RedisStore {
         let ids: Vec<String> = self
             .run("appending events", |mut con| {
                 let mut inv = self.scripts.append_events.prepare_invoke();
-                inv.key(&keys[..]).arg(EVENT_LOG_KEEP);
+                inv.key(&keys[..])
+                    .arg(EVENT_LOG_KEEP)
+                    .arg(self.keys.events_channel());
                 for body in bodies {
                     inv.arg(body);
                 }

@@ -134,6 +134,11 @@ impl Keys {
         self.key("events")
     }
 
+    /// The pub/sub channel an append publishes the newest event id on (a channel, not a key).
+    pub fn events_channel(&self) -> String {
+        self.key("events:new")
+    }
+
     /// `{p}events:seq`.
     pub fn events_seq(&self) -> String {
         self.key("events:seq")

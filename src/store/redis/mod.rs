@@ -92,6 +92,9 @@ pub struct RedisStore {
     scripts: Scripts,
     history_limit: usize,
     op_timeout: Duration,
+    /// For the pub/sub connection of event wake-ups.
+    client: redis::Client,
+    wakeups: std::sync::Mutex<Option<tokio::sync::watch::Receiver<u64>>>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -124,12 +127,13 @@ impl RedisStore {
             .set_number_of_retries(0)
             .set_connection_timeout(Some(config.op_timeout))
             .set_response_timeout(Some(config.op_timeout));
-        let con = ConnectionManager::new_lazy_with_config(client, manager).map_err(|e| {
-            StoreError::Unreachable {
-                store: location.clone(),
-                detail: e.to_string(),
-            }
-        })?;
+        let con =
+            ConnectionManager::new_lazy_with_config(client.clone(), manager).map_err(|e| {
+                StoreError::Unreachable {
+                    store: location.clone(),
+                    detail: e.to_string(),
+                }
+            })?;
         let store = RedisStore {
             location,
             keys: Keys::new(config.prefix),
@@ -137,6 +141,8 @@ impl RedisStore {
             scripts: Scripts::new(),
             history_limit: config.history_limit,
             op_timeout: config.op_timeout,
+            client,
+            wakeups: std::sync::Mutex::new(None),
         };
         store.check_schema().await?;
         Ok(store)

@@ -484,4 +484,8 @@ impl SessionStore for RedisStore {
     async fn events_after(&self, after: u64, limit: usize) -> StoreResult<EventPage> {
         self.stream_after(after, limit).await
     }
+
+    fn event_wakeups(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        Some(self.wakeups())
+    }
 }
