@@ -6,9 +6,9 @@
 //! trims the rows older than the newest [`EVENT_LOG_KEEP`] only when its ids pass a
 //! multiple of [`TRIM_EVERY`], so a steady stream of single appends deletes 256 rows once
 //! every 256 appends instead of touching the table's first page in every commit. Measured
-//! (`event_appends_to_a_full_log_stay_cheap`, one event per append to a full log, 2 048
-//! appends, a shared 2-core machine): p50 37-45 µs, p99 0.1-0.6 ms; a `DELETE` in every
-//! append instead: p50 48-51 µs. Either is cheap; the batch is the cheaper.
+//! once while this was written (one event per append to a full log, 2 048 appends, a shared
+//! 2-core machine): p50 37-45 µs, p99 0.1-0.6 ms; a `DELETE` in every append instead: p50
+//! 48-51 µs. Either is cheap; the batch is the cheaper.
 
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
