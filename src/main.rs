@@ -70,17 +70,36 @@ async fn serve_mcp(args: &ServeArgs) -> anyhow::Result<()> {
         http.check()?;
     }
     let config = args.registry_config();
-    let store = args
+    // The store opens while the client's handshake is answered; calls wait for it.
+    let (store, opening) = args
         .store_config()
-        .open()
-        .await
+        .open_deferred()
         .context("the session store could not be opened")?;
     let backend = std::sync::Arc::new(config.classic_backend());
     let registry = Registry::with_store(config, backend, store);
-    // Commands in flight when a server using this store died are recorded as interrupted.
-    if let Err(e) = registry.recover().await {
-        tracing::warn!("{e}");
-    }
+    let stop = stop_on_signal();
+    let opened = {
+        let (registry, stop) = (registry.clone(), stop.clone());
+        tokio::spawn(async move {
+            match opening.await {
+                Ok(Ok(_)) => {
+                    // Commands in flight when a server using this store died are recorded
+                    // as interrupted.
+                    if let Err(e) = registry.recover().await {
+                        tracing::warn!("{e}");
+                    }
+                    Ok(())
+                }
+                Ok(Err(e)) => {
+                    // A server without its store cannot keep a session: it stops, saying why.
+                    tracing::error!("the session store could not be opened: {e}");
+                    stop.cancel();
+                    Err(anyhow::Error::new(e).context("the session store could not be opened"))
+                }
+                Err(e) => Err(anyhow::anyhow!("opening the session store failed: {e}")),
+            }
+        })
+    };
     let cleanup = registry.spawn_cleanup();
     // Every process on the store publishes its events, whether or not it serves HTTP: a
     // watcher of another process may be reading.
@@ -89,7 +108,6 @@ async fn serve_mcp(args: &ServeArgs) -> anyhow::Result<()> {
         args.http.watch_interval,
         CancellationToken::new(),
     );
-    let stop = stop_on_signal();
     // stdin EOF or a signal closes every session at once: commands in flight end (recorded
     // as cancelled) and their Blender connections are closed before the process exits.
     let eof = CancellationToken::new();
@@ -148,7 +166,10 @@ async fn serve_mcp(args: &ServeArgs) -> anyhow::Result<()> {
     let _ = closer.await;
     events.close().await;
     let _ = cleanup.await;
-    outcome
+    let opened = opened
+        .await
+        .unwrap_or_else(|e| Err(anyhow::anyhow!("opening the session store failed: {e}")));
+    opened.and(outcome)
 }
 
 async fn serve_stdio(

@@ -3,7 +3,8 @@
 //! socket and a peer server. Run with `cargo bench --bench blender_bench` (a few minutes on
 //! 2 cores); `BENCH_SCALE=smoke` runs every figure with tiny sizes (CI does, so it cannot
 //! rot); `BENCH_ONLY=twin` or `BENCH_ONLY=blender` runs one of the two parts, `BENCH_ONLY=http`
-//! only the HTTP-against-stdio rows.
+//! only the HTTP-against-stdio rows; `BENCH_SIDE_SIZES=3,1000` limits the scene sizes of the
+//! side-by-side part.
 //!
 //! The first part starts its own zero-delay fake addon, a Rust twin of the BlenderMCP addon
 //! ([`twin`]), and fills one table ([`report`]) with the figures of [`calls`], [`large`] and
@@ -49,7 +50,20 @@ struct Scale {
 }
 
 impl Scale {
+    /// The sizes from `BENCH_SCALE`; `BENCH_SIDE_SIZES=3,1000` runs the side-by-side part
+    /// at those scene sizes only.
     fn from_env() -> Scale {
+        let mut scale = Self::named();
+        if let Ok(sizes) = std::env::var("BENCH_SIDE_SIZES") {
+            scale.side.sizes = sizes
+                .split(',')
+                .filter_map(|s| s.trim().parse().ok())
+                .collect();
+        }
+        scale
+    }
+
+    fn named() -> Scale {
         if std::env::var("BENCH_SCALE").as_deref() == Ok("smoke") {
             Scale {
                 calls: 50,

@@ -114,7 +114,8 @@ mod tests {
 
     #[test]
     fn input_schemas_are_plain_and_output_schemas_portable() {
-        let tools = BlenderServer::new(crate::session::Registry::new(Default::default())).tools;
+        let server = BlenderServer::new(crate::session::Registry::new(Default::default()));
+        let tools = server.tools();
         for tool in tools.iter() {
             let mut found = Vec::new();
             walk(

@@ -114,10 +114,45 @@ pub struct BlenderServer {
     /// The default sessions of sessionless HTTP requests, by user (shared by every handler
     /// made from one prototype).
     sessionless: Arc<Defaults>,
-    tools: Arc<Vec<Tool>>,
-    /// Each tool's published input schema, as the argument checks read it.
-    parameters: Arc<std::collections::HashMap<String, Value>>,
-    tool_router: ToolRouter<BlenderServer>,
+    /// The tools, built on first use and shared by every handler made from one prototype.
+    toolbox: Arc<std::sync::OnceLock<Toolbox>>,
+    /// Whether the tools that run code are served (`--disable-code-exec` turns them off).
+    code_exec: bool,
+}
+
+/// The tools this server serves: the router that calls them, the list it publishes and each
+/// one's input schema as the argument checks read it. Building it generates every schema
+/// (about a millisecond), so it waits for the first call or listing instead of delaying the
+/// answer to `initialize`.
+struct Toolbox {
+    router: ToolRouter<BlenderServer>,
+    tools: Vec<Tool>,
+    parameters: std::collections::HashMap<String, Value>,
+}
+
+impl Toolbox {
+    fn build(code_exec: bool) -> Toolbox {
+        let mut router = BlenderServer::tool_router();
+        router.merge(BlenderServer::sharing_router());
+        if !code_exec {
+            for name in [names::EXECUTE_BLENDER_CODE, names::BLENDER_COMMAND] {
+                router.remove_route(name);
+            }
+        }
+        let tools: Vec<Tool> = catalog::tools(&router)
+            .into_iter()
+            .filter(|t| router.has_route(&t.name))
+            .collect();
+        let parameters = tools
+            .iter()
+            .map(|t| (t.name.to_string(), Value::Object((*t.input_schema).clone())))
+            .collect();
+        Toolbox {
+            router,
+            tools,
+            parameters,
+        }
+    }
 }
 
 impl std::fmt::Debug for BlenderServer {
@@ -131,44 +166,31 @@ impl std::fmt::Debug for BlenderServer {
 impl BlenderServer {
     /// A server for one new client over `registry`, with no default session yet.
     pub fn new(registry: Registry) -> Self {
-        let mut router = Self::tool_router();
-        router.merge(Self::sharing_router());
-        let tools = catalog::tools(&router);
         BlenderServer {
             registry,
             client: Arc::new(ClientContext::new(None)),
             sessionless: Arc::new(Defaults::default()),
-            parameters: Arc::new(
-                tools
-                    .iter()
-                    .map(|t| (t.name.to_string(), Value::Object((*t.input_schema).clone())))
-                    .collect(),
-            ),
-            tools: Arc::new(tools),
-            tool_router: router,
+            toolbox: Arc::default(),
+            code_exec: true,
         }
     }
 
     /// This server without the tools that run code (`execute_blender_code`,
     /// `blender_command`): for deployments that only inspect.
     pub fn without_code_exec(mut self) -> Self {
-        for name in [names::EXECUTE_BLENDER_CODE, names::BLENDER_COMMAND] {
-            self.tool_router.remove_route(name);
-        }
-        let tools: Vec<Tool> = self
-            .tools
-            .iter()
-            .filter(|t| self.tool_router.has_route(&t.name))
-            .cloned()
-            .collect();
-        self.parameters = Arc::new(
-            tools
-                .iter()
-                .map(|t| (t.name.to_string(), Value::Object((*t.input_schema).clone())))
-                .collect(),
-        );
-        self.tools = Arc::new(tools);
+        self.code_exec = false;
+        self.toolbox = Arc::default();
         self
+    }
+
+    /// The tools, built the first time they are needed.
+    fn toolbox(&self) -> &Toolbox {
+        self.toolbox.get_or_init(|| Toolbox::build(self.code_exec))
+    }
+
+    /// The tools this server publishes.
+    pub fn tools(&self) -> &[Tool] {
+        &self.toolbox().tools
     }
 
     /// A handler for a new HTTP client, sharing this one's registry, tools and the
@@ -178,9 +200,8 @@ impl BlenderServer {
             registry: self.registry.clone(),
             client: Arc::new(ClientContext::new(Some(slot))),
             sessionless: self.sessionless.clone(),
-            tools: self.tools.clone(),
-            parameters: self.parameters.clone(),
-            tool_router: self.tool_router.clone(),
+            toolbox: self.toolbox.clone(),
+            code_exec: self.code_exec,
         }
     }
 
@@ -216,7 +237,7 @@ impl BlenderServer {
     }
 
     fn published(&self, name: &str) -> Option<&Tool> {
-        self.tools.iter().find(|t| t.name == name)
+        self.tools().iter().find(|t| t.name == name)
     }
 
     fn resource_error(e: &SessionError, uri: &str) -> ErrorData {
@@ -264,7 +285,7 @@ impl ServerHandler for BlenderServer {
         mut request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        if let Some(parameters) = self.parameters.get(request.name.as_ref()) {
+        if let Some(parameters) = self.toolbox().parameters.get(request.name.as_ref()) {
             let given = request.arguments.take().unwrap_or_default();
             let arguments = schema::coerce_object(parameters, given, schema::Coercion::FromStrings);
             if let Err(problem) = schema::check_arguments(parameters, &arguments) {
@@ -282,7 +303,7 @@ impl ServerHandler for BlenderServer {
             request.arguments = Some(arguments);
         }
         let tcc = ToolCallContext::new(self, request, context);
-        self.tool_router.call(tcc).await
+        self.toolbox().router.call(tcc).await
     }
 
     async fn list_tools(
@@ -290,7 +311,7 @@ impl ServerHandler for BlenderServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        Ok(ListToolsResult::with_all_items(self.tools.as_ref().clone()))
+        Ok(ListToolsResult::with_all_items(self.tools().to_vec()))
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {

@@ -33,18 +33,18 @@ pub fn lock(record: &RecordRef) -> MutexGuard<'_, SessionRecord> {
 /// A subscriber's view of the event stream; dropping it unsubscribes.
 #[derive(Debug)]
 pub struct Subscription {
-    events: broadcast::Receiver<Event>,
+    events: broadcast::Receiver<Arc<Event>>,
     listeners: Arc<AtomicUsize>,
 }
 
 impl Subscription {
     /// The next event; `Lagged` when this subscriber fell more than the buffer behind.
-    pub async fn recv(&mut self) -> Result<Event, broadcast::error::RecvError> {
+    pub async fn recv(&mut self) -> Result<Arc<Event>, broadcast::error::RecvError> {
         self.events.recv().await
     }
 
     /// The next event if one is waiting.
-    pub fn try_recv(&mut self) -> Result<Event, broadcast::error::TryRecvError> {
+    pub fn try_recv(&mut self) -> Result<Arc<Event>, broadcast::error::TryRecvError> {
         self.events.try_recv()
     }
 }
@@ -58,7 +58,9 @@ impl Drop for Subscription {
 /// The records of every open session.
 #[derive(Debug)]
 pub struct Records {
-    events: broadcast::Sender<Event>,
+    /// Shared, not copied, by every subscriber; a slot of the channel is a pointer, so its
+    /// buffer is small to set up (the whole buffer is written when the channel is made).
+    events: broadcast::Sender<Arc<Event>>,
     /// Live [`Subscription`]s.
     listeners: Arc<AtomicUsize>,
     next_event: AtomicU64,
@@ -107,7 +109,7 @@ impl Records {
             session_id: session_id.to_owned(),
             kind: kind(),
         };
-        let _ = self.events.send(event);
+        let _ = self.events.send(Arc::new(event));
     }
 
     /// A new record under a fresh id made by `new_id`, tried again while `taken` says the id

@@ -22,6 +22,7 @@
 
 #[doc(hidden)]
 pub mod conformance;
+pub mod deferred;
 pub mod error;
 pub mod memory;
 pub mod open;

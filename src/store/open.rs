@@ -39,6 +39,10 @@ impl std::str::FromStr for StoreChoice {
     }
 }
 
+/// The task opening a deferred store ([`StoreConfig::open_deferred`]): the opened store, or
+/// why it could not be opened.
+pub type OpeningTask = tokio::task::JoinHandle<StoreResult<Arc<dyn SessionStore>>>;
+
 /// Everything needed to open a store.
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
@@ -66,20 +70,48 @@ pub fn redacted(url: &str) -> String {
 }
 
 impl StoreConfig {
+    /// The SQLite file this names: `--store-path`, or the default.
+    fn sqlite_path(&self) -> StoreResult<PathBuf> {
+        match &self.path {
+            Some(p) => Ok(p.clone()),
+            None => default_path().ok_or_else(|| StoreError::Unreachable {
+                store: StoreLocation::new(StoreKind::Sqlite, "(default path)"),
+                detail: "no home directory to put the default store file in; pass --store-path"
+                    .into(),
+            }),
+        }
+    }
+
+    /// Which store this opens and where, as the opened store names itself.
+    pub fn location(&self) -> StoreResult<StoreLocation> {
+        Ok(match &self.choice {
+            StoreChoice::Memory => StoreLocation::new(StoreKind::Memory, ""),
+            StoreChoice::Sqlite => {
+                StoreLocation::new(StoreKind::Sqlite, self.sqlite_path()?.display().to_string())
+            }
+            StoreChoice::Redis(url) => StoreLocation::new(
+                StoreKind::Redis,
+                format!("{} (prefix {})", redacted(url), self.prefix),
+            ),
+        })
+    }
+
+    /// The store, opening in the background: calls on it wait until it is open. The task
+    /// ends with the opened store, or with the error that kept it from opening (which every
+    /// waiting call also gets).
+    pub fn open_deferred(&self) -> StoreResult<(Arc<dyn SessionStore>, OpeningTask)> {
+        let (store, opening) = super::deferred::Deferred::new(self.location()?);
+        let config = self.clone();
+        let task = tokio::spawn(async move { opening.finish(config.open().await) });
+        Ok((Arc::new(store), task))
+    }
+
     /// Open the store.
     pub async fn open(&self) -> StoreResult<Arc<dyn SessionStore>> {
         match &self.choice {
             StoreChoice::Memory => Ok(Arc::new(MemoryStore::new(self.history_limit))),
             StoreChoice::Sqlite => {
-                let path = match &self.path {
-                    Some(p) => p.clone(),
-                    None => default_path().ok_or_else(|| StoreError::Unreachable {
-                        store: StoreLocation::new(StoreKind::Sqlite, "(default path)"),
-                        detail:
-                            "no home directory to put the default store file in; pass --store-path"
-                                .into(),
-                    })?,
-                };
+                let path = self.sqlite_path()?;
                 let limit = self.history_limit;
                 // Opening reads and may migrate the file: off the executor.
                 let opened = tokio::task::spawn_blocking(move || SqliteStore::open(&path, limit))
