@@ -1,6 +1,7 @@
 //! The tool list as clients see it: the router's tools with plain input schemas (no `$ref`,
 //! no `["T", "null"]`; see [`super::schema`]), a top-level `title` on every tool, and an
-//! `outputSchema` for every tool that returns structured content.
+//! `outputSchema` for every tool that returns structured content; and the [`Toolbox`] a
+//! server calls them through.
 
 use std::sync::Arc;
 
@@ -13,6 +14,45 @@ use super::names;
 use super::schema::{Defaults, plain_schema};
 use super::tools::{Closed, SceneInfoResult, SessionList};
 use crate::session::{SessionHistory, SessionInfo};
+
+/// The tools this server serves: the router that calls them, the list it publishes and each
+/// one's input schema as the argument checks read it. Building it generates every schema
+/// (about a millisecond), so it waits for the first call or listing instead of delaying the
+/// answer to `initialize`.
+pub(super) struct Toolbox {
+    /// Calls a tool by name.
+    pub(super) router: ToolRouter<super::BlenderServer>,
+    /// The published list ([`tools`]).
+    pub(super) tools: Vec<Tool>,
+    /// Each tool's input schema, by name.
+    pub(super) parameters: std::collections::HashMap<String, Value>,
+}
+
+impl Toolbox {
+    /// Every tool, or every tool but those that run code when `code_exec` is false.
+    pub(super) fn build(code_exec: bool) -> Toolbox {
+        let mut router = super::BlenderServer::tool_router();
+        router.merge(super::BlenderServer::sharing_router());
+        if !code_exec {
+            for name in [names::EXECUTE_BLENDER_CODE, names::BLENDER_COMMAND] {
+                router.remove_route(name);
+            }
+        }
+        let tools: Vec<Tool> = tools(&router)
+            .into_iter()
+            .filter(|t| router.has_route(&t.name))
+            .collect();
+        let parameters = tools
+            .iter()
+            .map(|t| (t.name.to_string(), Value::Object((*t.input_schema).clone())))
+            .collect();
+        Toolbox {
+            router,
+            tools,
+            parameters,
+        }
+    }
+}
 
 /// The output schema of a tool, when it returns structured content.
 fn output_schema(tool: &str) -> Option<Arc<JsonObject>> {

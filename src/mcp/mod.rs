@@ -29,7 +29,6 @@ pub mod tools;
 
 use std::sync::Arc;
 
-use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::ToolCallContext;
 #[allow(deprecated)]
 use rmcp::model::SetLevelRequestParams;
@@ -43,7 +42,6 @@ use rmcp::model::{
 };
 use rmcp::service::{RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, Peer, RoleServer, ServerHandler};
-use serde_json::Value;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::http::guard::Slot;
@@ -115,44 +113,9 @@ pub struct BlenderServer {
     /// made from one prototype).
     sessionless: Arc<Defaults>,
     /// The tools, built on first use and shared by every handler made from one prototype.
-    toolbox: Arc<std::sync::OnceLock<Toolbox>>,
+    toolbox: Arc<std::sync::OnceLock<catalog::Toolbox>>,
     /// Whether the tools that run code are served (`--disable-code-exec` turns them off).
     code_exec: bool,
-}
-
-/// The tools this server serves: the router that calls them, the list it publishes and each
-/// one's input schema as the argument checks read it. Building it generates every schema
-/// (about a millisecond), so it waits for the first call or listing instead of delaying the
-/// answer to `initialize`.
-struct Toolbox {
-    router: ToolRouter<BlenderServer>,
-    tools: Vec<Tool>,
-    parameters: std::collections::HashMap<String, Value>,
-}
-
-impl Toolbox {
-    fn build(code_exec: bool) -> Toolbox {
-        let mut router = BlenderServer::tool_router();
-        router.merge(BlenderServer::sharing_router());
-        if !code_exec {
-            for name in [names::EXECUTE_BLENDER_CODE, names::BLENDER_COMMAND] {
-                router.remove_route(name);
-            }
-        }
-        let tools: Vec<Tool> = catalog::tools(&router)
-            .into_iter()
-            .filter(|t| router.has_route(&t.name))
-            .collect();
-        let parameters = tools
-            .iter()
-            .map(|t| (t.name.to_string(), Value::Object((*t.input_schema).clone())))
-            .collect();
-        Toolbox {
-            router,
-            tools,
-            parameters,
-        }
-    }
 }
 
 impl std::fmt::Debug for BlenderServer {
@@ -184,8 +147,9 @@ impl BlenderServer {
     }
 
     /// The tools, built the first time they are needed.
-    fn toolbox(&self) -> &Toolbox {
-        self.toolbox.get_or_init(|| Toolbox::build(self.code_exec))
+    fn toolbox(&self) -> &catalog::Toolbox {
+        self.toolbox
+            .get_or_init(|| catalog::Toolbox::build(self.code_exec))
     }
 
     /// The tools this server publishes.
