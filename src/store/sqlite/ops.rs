@@ -212,7 +212,7 @@ impl SessionStore for SqliteStore {
 
     async fn begin_command(&self, id: &str, begin: BeginCommand) -> StoreResult<Begun> {
         let id = id.to_owned();
-        self.call("writing a history entry", move |db| {
+        self.call_inline("writing a history entry", move |db| {
             let fail = |e| map_error(&db.store, "writing a history entry", e);
             let tx = db
                 .conn
@@ -249,7 +249,7 @@ impl SessionStore for SqliteStore {
             {
                 return Ok(Begun::Leased(Lease { holder, until }));
             }
-            let mut entry = begin.entry;
+            let mut entry = begin.entry.clone();
             entry.outcome = Outcome::Running;
             let at = Append {
                 id: &id,
@@ -300,11 +300,12 @@ impl SessionStore for SqliteStore {
 
     async fn finish_command(&self, id: &str, finish: FinishCommand) -> StoreResult<()> {
         let id = id.to_owned();
-        self.call("completing a history entry", move |db| {
+        let mut finish = finish;
+        finish.entry.seq = finish.seq;
+        self.call_inline("completing a history entry", move |db| {
             let fail = |e| map_error(&db.store, "completing a history entry", e);
-            let mut entry = finish.entry;
-            entry.seq = finish.seq;
-            let text = encode(&db.store, &entry)?;
+            let entry = &finish.entry;
+            let text = encode(&db.store, entry)?;
             let result = serde_json::to_string(&finish.last_result).unwrap_or_default();
             let tx = db.conn.transaction().map_err(fail)?;
             tx.prepare_cached(
