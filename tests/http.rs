@@ -9,7 +9,9 @@ mod support;
 use rmcp::model::ProtocolVersion;
 use serde_json::{Value, json};
 use support::FakeAddon;
-use support::http::{HttpServe, client, initialize, post, stateless_call, users_file};
+use support::http::{
+    HttpServe, client, initialize, post, stateless_call, stateless_call_with, users_file,
+};
 
 const TOKEN: &str = "test-token-0123456789abcdef";
 
@@ -162,6 +164,25 @@ async fn sessionless_requests_of_one_user_share_its_default_session_and_keep_the
         stateless_call(&server.url, Some(&tokens[0]), "get_session_info", json!({})).await;
     let (_, b1) =
         stateless_call(&server.url, Some(&tokens[1]), "get_session_info", json!({})).await;
+    // A 2026-07-28 request is served without an MCP session even when it carries an
+    // `Mcp-Session-Id` (a client that also did a legacy `initialize`): it still gets its
+    // user's default session, not a new one per request.
+    let (_, h, _) = post(
+        &server.url,
+        &[("authorization", &auth(&tokens[0]))],
+        &initialize("2025-11-25"),
+    )
+    .await;
+    let stray = h["mcp-session-id"].to_str().unwrap().to_owned();
+    let (_, a3) = stateless_call_with(
+        &server.url,
+        Some(&tokens[0]),
+        "get_session_info",
+        json!({}),
+        &[("mcp-session-id", &stray)],
+    )
+    .await;
+    assert_eq!(info(&a3)["session_id"], info(&a1)["session_id"], "{a3}");
     assert_eq!(
         info(&a1)["session_id"],
         info(&a2)["session_id"],

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use rmcp::RoleServer;
-use rmcp::model::{CallToolResult, ContentBlock, Tool};
+use rmcp::model::{CallToolResult, ContentBlock, ProtocolVersion, Tool};
 use rmcp::service::RequestContext;
 use serde_json::Value;
 
@@ -51,6 +51,31 @@ pub struct Caller {
     pub sessionless: bool,
 }
 
+/// Whether rmcp serves this request the 2026-07-28 way, without an MCP session, as its
+/// Streamable HTTP service decides it: the request's `_meta` carries what that revision
+/// requires, or its protocol version (in `_meta` or the `MCP-Protocol-Version` header) is
+/// that revision or later. Such a request gets a handler of its own even when it carries a
+/// stray `Mcp-Session-Id`, so its default session must be its user's, never the handler's
+/// (that would open a new Blender session per request).
+fn modern_request(ctx: &RequestContext<RoleServer>, headers: &axum::http::HeaderMap) -> bool {
+    let modern = ProtocolVersion::V_2026_07_28;
+    if ctx.meta.missing_required_keys(&modern).is_empty() {
+        return true;
+    }
+    let version = ctx
+        .meta
+        .protocol_version()
+        .map(|v| v.to_string())
+        .or_else(|| {
+            headers
+                .get("mcp-protocol-version")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        });
+    // Revisions are dates: their order is their text's.
+    version.is_some_and(|v| v.as_str() >= modern.as_str())
+}
+
 impl BlenderServer {
     /// Who makes the request of `ctx`: the user the HTTP guard authenticated, else `local`.
     pub(super) fn caller(ctx: &RequestContext<RoleServer>) -> Caller {
@@ -60,7 +85,9 @@ impl BlenderServer {
                 .and_then(|p| p.extensions.get::<User>())
                 .cloned()
                 .unwrap_or_else(User::local),
-            sessionless: parts.is_some_and(|p| !p.headers.contains_key("mcp-session-id")),
+            sessionless: parts.is_some_and(|p| {
+                !p.headers.contains_key("mcp-session-id") || modern_request(ctx, &p.headers)
+            }),
         }
     }
 

@@ -201,6 +201,17 @@ pub async fn stateless_call(
     tool: &str,
     args: Value,
 ) -> (u16, Value) {
+    stateless_call_with(url, token, tool, args, &[]).await
+}
+
+/// [`stateless_call`] with more headers (e.g. a stray `mcp-session-id`).
+pub async fn stateless_call_with(
+    url: &str,
+    token: Option<&str>,
+    tool: &str,
+    args: Value,
+    more: &[(&str, &str)],
+) -> (u16, Value) {
     let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
     "name": tool, "arguments": args,
     "_meta": {
@@ -217,6 +228,7 @@ pub async fn stateless_call(
     if let Some(b) = &bearer {
         headers.push(("authorization", b.as_str()));
     }
+    headers.extend_from_slice(more);
     let (status, _, value) = post(url, &headers, &body).await;
     (status, value)
 }
