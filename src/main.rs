@@ -266,9 +266,34 @@ async fn run_blender(args: BlenderRunArgs) -> anyhow::Result<()> {
     }
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    runtime(&cli)?.block_on(run(cli))
+}
+
+/// The async runtime for what `cli` asks. A stdio-only server serves one client: on one
+/// thread its request, its Blender round trip and its reply need no wake-up of another
+/// thread. Measured on a 2-core machine against real Blender (`x = 1`, p50 per call): 502
+/// → 414 µs, CPU per call 301 → 203 µs, context switches per call 7.4 → 3.6, and the
+/// cold start 4.4 → 3.0 ms (no worker threads to start). Blocking work still has tokio's
+/// blocking pool and the store its own thread. HTTP (many clients) and the other commands
+/// get the default, one worker per core.
+fn runtime(cli: &Cli) -> std::io::Result<tokio::runtime::Runtime> {
+    let serve = match &cli.command {
+        None => Some(&cli.serve),
+        Some(Command::Serve(args)) => Some(args),
+        Some(_) => None,
+    };
+    let stdio_only = serve.is_some_and(|args| args.http.http.is_none());
+    let mut builder = if stdio_only {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    builder.enable_all().build()
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         None => {
             init_logs(cli.serve.blender.log_format, "info");
