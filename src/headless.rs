@@ -211,14 +211,16 @@ fn choose_blender(
 /// Whether something accepts TCP connections on `target` right now.
 pub async fn port_answers(target: &Target) -> bool {
     let host = target.host.trim_matches(['[', ']']).to_owned();
-    matches!(
-        tokio::time::timeout(
-            Duration::from_millis(500),
-            tokio::net::TcpStream::connect((host.as_str(), target.port))
-        )
-        .await,
-        Ok(Ok(_))
-    )
+    let connect = tokio::net::TcpStream::connect((host.as_str(), target.port));
+    match tokio::time::timeout(Duration::from_millis(500), connect).await {
+        // A connection to itself (TCP simultaneous open: the kernel picked the free port
+        // itself as the source port) means nothing listens there.
+        Ok(Ok(stream)) => !matches!(
+            (stream.local_addr(), stream.peer_addr()),
+            (Ok(local), Ok(peer)) if local == peer
+        ),
+        _ => false,
+    }
 }
 
 /// A running headless Blender. Dropping it kills Blender; [`HeadlessBlender::stop`] stops it
