@@ -68,10 +68,11 @@ pub(crate) struct SideScale {
 }
 
 impl SideScale {
+    /// Warm-up calls and measured calls of each figure at `size` objects.
     fn calls(&self, size: usize) -> (usize, usize) {
         match (self.smoke, size) {
             (true, _) => (3, 20),
-            (false, s) if s <= 10 => (20, 300),
+            (false, s) if s <= 10 => (20, 1000),
             (false, s) if s <= 1_000 => (10, 200),
             (false, s) if s <= 10_000 => (5, 60),
             _ => (3, 25),
@@ -193,21 +194,25 @@ async fn run(scale: &SideScale) -> Result<String, String> {
             fmt_d(took)
         );
         let (warmup, n) = scale.calls(size);
+        // In rounds, each driver a slice of the calls in turn: a machine that gets slower
+        // or faster during the run (another process, the VM's neighbours) moves every
+        // column alike instead of the one measured then, so the ratios hold.
+        let rounds = if scale.smoke { 1 } else { ROUNDS };
+        let per = n.div_ceil(rounds);
         for kind in [Kind::Exec, Kind::Scene] {
-            figures.insert(
-                (size, kind, Driver::Bare),
-                measure_bare(port, kind, warmup, n).await?,
-            );
-            for (driver, server) in [
-                (Driver::Tracked, Some(&mut servers.tracked)),
-                (Driver::Untracked, Some(&mut servers.untracked)),
-                (Driver::Peer, servers.peer.as_mut()),
-            ] {
-                if let Some(server) = server {
-                    figures.insert(
-                        (size, kind, driver),
-                        measure(server, kind, warmup, n).await?,
-                    );
+            for round in 0..rounds {
+                let warmup = if round == 0 { warmup } else { 0 };
+                let bare = measure_bare(port, kind, warmup, per).await?;
+                add(&mut figures, (size, kind, Driver::Bare), bare);
+                for (driver, server) in [
+                    (Driver::Tracked, Some(&mut servers.tracked)),
+                    (Driver::Untracked, Some(&mut servers.untracked)),
+                    (Driver::Peer, servers.peer.as_mut()),
+                ] {
+                    if let Some(server) = server {
+                        let figure = measure(server, kind, warmup, per).await?;
+                        add(&mut figures, (size, kind, driver), figure);
+                    }
                 }
             }
             eprintln!("  measured: side by side, {size} objects, {}", kind.label());
@@ -222,38 +227,59 @@ async fn run(scale: &SideScale) -> Result<String, String> {
     Ok(render(scale, &blender, &built, &figures, &cold))
 }
 
-/// Spawn → `initialize` answered, for ours and the peer.
+/// How many rounds the calls of one figure are split into.
+const ROUNDS: usize = 10;
+
+/// Add a round's samples to a figure.
+fn add(
+    figures: &mut BTreeMap<(usize, Kind, Driver), Figure>,
+    key: (usize, Kind, Driver),
+    more: Figure,
+) {
+    match figures.get_mut(&key) {
+        Some(f) => {
+            f.samples.extend(more.samples);
+            f.answer_bytes = more.answer_bytes;
+        }
+        None => {
+            figures.insert(key, more);
+        }
+    }
+}
+
+/// Spawn → `initialize` answered, for ours and the peer, one of each in turn.
 async fn cold_starts(
     port: u16,
     spawns: usize,
     store: &std::path::Path,
 ) -> Result<BTreeMap<Driver, Figure>, String> {
-    let mut out = BTreeMap::new();
-    for driver in [Driver::Tracked, Driver::Peer] {
-        let mut samples = Vec::new();
-        for _ in 0..spawns {
+    let mut samples: BTreeMap<Driver, Vec<Duration>> = BTreeMap::new();
+    for _ in 0..spawns {
+        for driver in [Driver::Tracked, Driver::Peer] {
             let cmd = match driver {
                 Driver::Peer => match peer(port) {
                     Some(cmd) => cmd,
-                    None => break,
+                    None => continue,
                 },
                 _ => ours(port, true, store),
             };
             let (server, ready) = RpcServer::start(cmd).await?;
-            samples.push(ready);
+            samples.entry(driver).or_default().push(ready);
             server.stop().await;
         }
-        if !samples.is_empty() {
-            out.insert(
+    }
+    Ok(samples
+        .into_iter()
+        .map(|(driver, samples)| {
+            (
                 driver,
                 Figure {
                     samples,
                     answer_bytes: 0,
                 },
-            );
-        }
-    }
-    Ok(out)
+            )
+        })
+        .collect())
 }
 
 fn cell(f: Option<&Figure>) -> String {
