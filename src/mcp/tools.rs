@@ -58,12 +58,8 @@ fn scene_more(scene: &SceneInfo, limit_bytes: usize) -> Option<String> {
 /// stays within it twice: structured and text).
 fn compact_result<T: Serialize>(value: &T) -> CallToolResult {
     match serde_json::to_value(value) {
-        Ok(v) => {
-            let text = v.to_string();
-            let mut result = CallToolResult::structured(v);
-            result.content = vec![ContentBlock::text(text)];
-            result
-        }
+        // The text content is the same JSON, compact (`structured` writes it once).
+        Ok(v) => CallToolResult::structured(v),
         Err(e) => CallToolResult::error(vec![ContentBlock::text(format!(
             "internal error: could not serialize the result: {e}"
         ))]),
