@@ -9,13 +9,9 @@ mod support;
 use rmcp::model::ProtocolVersion;
 use serde_json::{Value, json};
 use support::FakeAddon;
-use support::http::{HttpServe, client, initialize, post};
+use support::http::{HttpServe, auth, client, initialize, post};
 
 const TOKEN: &str = "test-token-0123456789abcdef";
-
-fn auth(token: &str) -> String {
-    format!("Bearer {token}")
-}
 
 #[tokio::test]
 async fn no_token_or_a_wrong_one_is_401_with_a_bearer_challenge_and_the_right_one_works() {

@@ -9,12 +9,8 @@ use rmcp::model::ProtocolVersion;
 use serde_json::{Value, json};
 use support::FakeAddon;
 use support::http::{
-    HttpServe, client, initialize, post, stateless_call, stateless_call_with, users_file,
+    HttpServe, auth, client, initialize, post, stateless_call, stateless_call_with, users_file,
 };
-
-fn auth(token: &str) -> String {
-    format!("Bearer {token}")
-}
 
 #[tokio::test]
 async fn sessionless_requests_of_one_user_share_its_default_session_and_keep_their_user() {

@@ -154,6 +154,11 @@ pub async fn try_client(
     info.serve(transport).await.map_err(|e| e.to_string())
 }
 
+/// The `Authorization` header's value for `token`.
+pub fn auth(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
 /// A raw JSON-RPC POST to `url` with these headers; the status, the headers and the body
 /// (the first `data:` of an SSE body, parsed, when it is one).
 pub async fn post(
