@@ -25,7 +25,10 @@ blender_test! {
             .await
             .expect("warm-up");
 
-        let started = std::env::temp_dir().join(format!("bsm-cancel-{}", std::process::id()));
+        // One file per flavour: both flavours run at once in this process, and one's cleanup
+        // must not remove the other's signal.
+        let started = std::env::temp_dir()
+            .join(format!("bsm-cancel-{}-{flavour:?}", std::process::id()));
         let _ = std::fs::remove_file(&started);
         let code = format!(
             "open({:?}, 'w').close()\nn = 0\nwhile True:\n    n += 1",
