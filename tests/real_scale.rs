@@ -195,13 +195,28 @@ pub async fn scale_suite(port: u16) {
     // running anything, installs it and runs the code exactly once.
     let raw = raw_execute(
         port,
-        &format!("import sys\ndel sys.modules['{}']", helper_module()),
+        &format!(
+            "import sys, builtins\nn = '{}'\ndel sys.modules[n]\ndelattr(builtins, n)",
+            helper_module()
+        ),
     )
     .await;
     assert_eq!(raw["status"], "success", "{raw}");
     run(&reg, &a, "ns = bpy.app.driver_namespace\nns['bsm_runs'] = ns.get('bsm_runs', 0) + 1\nbpy.data.objects['S00007'].name = 'AfterReinstall'").await;
     let runs = run(&reg, &a, "print(bpy.app.driver_namespace['bsm_runs'])").await;
     assert_eq!(runs.trim(), "1", "the code ran exactly once");
+    let back = raw_execute(
+        port,
+        &format!(
+            "import sys, builtins\nn = '{}'\nprint(n in sys.modules, hasattr(builtins, n))",
+            helper_module()
+        ),
+    )
+    .await;
+    assert_eq!(
+        back["result"]["result"], "True True\n",
+        "reinstalled: {back}"
+    );
     assert_exact(&reg, &a, "helper reinstalled").await;
 
     scene_pages(&reg, &a).await;

@@ -49,21 +49,21 @@ fn bench_stdout(n: usize) -> Arc<String> {
 }
 
 /// The reply to an `execute_code` request, already serialized. The twin does not run
-/// Python: it recognises this server's helper calls (`m.run("<base64 code>","<nonce>",…)`
-/// and `m.scene("<nonce>",…)`, with or without the install program before them) and answers
+/// Python: it recognises this server's helper calls (`_bsm_helper_…("r NONCE … CODE_B64")`
+/// and `_bsm_helper_…("s NONCE …")`, with or without the install program before them) and answers
 /// with the markers around a canned report, as if the helper were installed.
 fn twin_execute_reply(code: &str) -> Vec<u8> {
     let state = json!({"epoch": "twin", "seq": 0, "count": 3, "scene": "Scene",
                        "full": ["Cube", "Camera", "Light"],
                        "active": "Cube", "selected": ["Cube"]});
-    let (stdout, tail) = if let Some(args) = between(code, "m.run(\"", ")") {
-        let mut parts = args.split("\",\"");
-        let user = parts
-            .next()
-            .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64).ok())
+    // "OP NONCE TRACK EPOCH SEQ DATA": the nonce and the data are what the twin needs.
+    let field = |spec: &str, i: usize| spec.split(' ').nth(i).unwrap_or("").to_owned();
+    let (stdout, tail) = if let Some(spec) = between(code, "(\"r ", "\")") {
+        let nonce = field(spec, 0);
+        let user = base64::engine::general_purpose::STANDARD
+            .decode(field(spec, 4))
             .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
             .unwrap_or_default();
-        let nonce = parts.next().and_then(|n| n.split('"').next()).unwrap_or("");
         let n: usize = user
             .strip_prefix("#bench-stdout ")
             .and_then(|n| n.trim().parse().ok())
@@ -73,7 +73,7 @@ fn twin_execute_reply(code: &str) -> Vec<u8> {
             bench_stdout(n),
             format!("<<bsm:{nonce}>>{report}<</bsm:{nonce}>>"),
         )
-    } else if let Some(nonce) = between(code, "m.scene(\"", "\"") {
+    } else if let Some(nonce) = between(code, "(\"s ", " ") {
         let mut info = scene_info();
         info["objects_by_type"] = json!({"MESH": 1, "CAMERA": 1, "LIGHT": 1});
         info["collection_count"] = json!(1);

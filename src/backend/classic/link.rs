@@ -74,23 +74,27 @@ impl ClassicLink {
         }
     }
 
-    /// One of this server's Python programs through `execute_code`: its result, or the answer
-    /// to give when Blender reported an error (either layer).
+    /// One of this server's Python programs through `execute_code`: its result, or what
+    /// Blender reported as an error, at either layer (the reply's status, or in band).
     async fn run_program(
         &mut self,
         program: String,
     ) -> Result<Result<Value, Answer>, BackendError> {
-        let result = match self
-            .exchange("execute_code", Some(&json!({ "code": program })))
-            .await?
-        {
-            Ok(result) => result,
-            Err(e) => return Ok(Err(Answer::failed(e))),
-        };
-        Ok(match in_band(&result) {
-            Some(answer) => Err(answer),
-            None => Ok(result),
+        Ok(match self.exchange_program(program).await? {
+            Ok(result) => match in_band(&result) {
+                Some(answer) => Err(answer),
+                None => Ok(result),
+            },
+            Err(e) => Err(Answer::failed(e)),
         })
+    }
+
+    async fn exchange_program(
+        &mut self,
+        program: String,
+    ) -> Result<Result<Value, BackendError>, BackendError> {
+        self.exchange("execute_code", Some(&json!({ "code": program })))
+            .await
     }
 
     /// One call of the helper module: the one-liner when this connection knows the helper
@@ -101,27 +105,29 @@ impl ClassicLink {
         &mut self,
         req: &script::Request,
     ) -> Result<Result<Value, Answer>, BackendError> {
-        let program = if self.helper_ready {
-            req.call()
-        } else {
-            req.install_and_call()
-        };
-        let mut result = match self.run_program(program).await? {
-            Ok(result) => result,
-            Err(answer) => return Ok(Err(answer)),
-        };
-        if self.helper_ready && script::helper_missing(&result, &req.markers) {
-            // Blender restarted behind this connection's back, or the module was removed:
-            // the request provably did not run, so sending it with the helper is no re-send.
-            tracing::info!("the helper module is missing in Blender: installing it");
-            self.helper_ready = false;
-            result = match self.run_program(req.install_and_call()).await? {
-                Ok(result) => result,
-                Err(answer) => return Ok(Err(answer)),
-            };
+        if self.helper_ready {
+            match self.exchange_program(req.call()).await? {
+                Err(BackendError::Blender { message }) if script::helper_missing(&message) => {
+                    // Blender restarted behind this connection's back, or the helper was
+                    // removed: the request provably did not run, so sending it with the
+                    // helper is no re-send.
+                    tracing::info!("the helper module is missing in Blender: installing it");
+                    self.helper_ready = false;
+                }
+                Err(e) => return Ok(Err(Answer::failed(e))),
+                Ok(result) => {
+                    return Ok(match in_band(&result) {
+                        Some(answer) => Err(answer),
+                        None => Ok(result),
+                    });
+                }
+            }
         }
-        self.helper_ready = true;
-        Ok(Ok(result))
+        let result = self.run_program(req.install_and_call()).await?;
+        if result.is_ok() {
+            self.helper_ready = true;
+        }
+        Ok(result)
     }
 
     async fn execute_code(
