@@ -148,7 +148,7 @@ async fn sigterm_while_the_model_works_ends_the_chat_and_closes_its_session() {
         .expect("start chat");
     mock.wait_requests(CHAT, 1).await;
     assert_eq!(
-        fake.count("closed"),
+        fake.count("closed").await,
         0,
         "the chat's Blender connection is open"
     );

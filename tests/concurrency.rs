@@ -40,7 +40,11 @@ async fn fifty_sessions_times_twenty_concurrent_commands_without_cross_talk() {
     }
     assert_eq!(n, 1000);
     fake.wait_count("executed", 1000).await;
-    assert_eq!(fake.count("accepted"), 50, "one connection per session");
+    assert_eq!(
+        fake.count("accepted").await,
+        50,
+        "one connection per session"
+    );
     for id in &ids {
         let info = reg.get_session_info(id).await.expect("info");
         assert_eq!(info.command_count, 20);

@@ -77,7 +77,11 @@ async fn blender_killed_mid_command_reports_connection_lost() {
 
     let mut fake = FakeAddon::start_with(&["--port", &port.to_string()]).await;
     still_serving(&reg, &id, &mut fake).await;
-    assert_eq!(fake.count("request"), 1, "the lost command was not re-sent");
+    assert_eq!(
+        fake.count("request").await,
+        1,
+        "the lost command was not re-sent"
+    );
 }
 
 #[tokio::test]
@@ -100,8 +104,8 @@ async fn connection_closed_after_the_command_ran_reports_connection_lost() {
     assert!(error_text(&err).contains("before replying"), "{err}");
     still_serving(&reg, &id, &mut fake).await;
     fake.wait_count("executed", 2).await;
-    assert_eq!(fake.count("request"), 2);
-    fake.assert_nothing_sent_twice();
+    assert_eq!(fake.count("request").await, 2);
+    fake.assert_nothing_sent_twice().await;
     assert_eq!(
         outcomes(&reg, &id).await,
         vec![Outcome::ConnectionLost, Outcome::Success]
@@ -128,11 +132,11 @@ async fn connection_closed_or_reset_before_running_reports_connection_lost() {
         );
         still_serving(&reg, &id, &mut fake).await;
         assert_eq!(
-            fake.count("executed"),
+            fake.count("executed").await,
             1,
             "{kind}: only the second command ran"
         );
-        fake.assert_nothing_sent_twice();
+        fake.assert_nothing_sent_twice().await;
         assert_eq!(
             outcomes(&reg, &id).await,
             vec![Outcome::ConnectionLost, Outcome::Success]
@@ -152,8 +156,8 @@ async fn accept_but_never_answer_times_out_and_the_late_reply_cannot_arrive() {
         .expect_err("timeout");
     assert!(matches!(err, SessionError::Timeout { .. }), "{err:?}");
     still_serving(&reg, &id, &mut fake).await;
-    fake.assert_nothing_sent_twice();
-    assert_eq!(fake.count("accepted"), 2);
+    fake.assert_nothing_sent_twice().await;
+    assert_eq!(fake.count("accepted").await, 2);
     assert_eq!(
         outcomes(&reg, &id).await,
         vec![Outcome::Timeout, Outcome::Success]
@@ -177,7 +181,7 @@ async fn a_reply_slower_than_the_timeout_never_reaches_a_later_call() {
         .await
         .expect("second");
     assert_eq!(out.stdout, "second\n", "not the late 'first' reply");
-    fake.assert_nothing_sent_twice();
+    fake.assert_nothing_sent_twice().await;
 }
 
 #[tokio::test]
@@ -193,7 +197,11 @@ async fn a_reply_sent_byte_by_byte_decodes_once() {
     assert_eq!(out.stdout, "立方体 one byte at a time\n");
     still_serving(&reg, &id, &mut fake).await;
     fake.wait_count("executed", 2).await;
-    assert_eq!(fake.count("accepted"), 1, "the connection stayed healthy");
+    assert_eq!(
+        fake.count("accepted").await,
+        1,
+        "the connection stayed healthy"
+    );
 }
 
 #[tokio::test]
@@ -214,11 +222,11 @@ async fn garbage_replies_are_errors_and_drop_the_connection() {
     assert!(error_text(&err).contains("not a valid reply"), "{err}");
     still_serving(&reg, &id, &mut fake).await;
     assert_eq!(
-        fake.count("accepted"),
+        fake.count("accepted").await,
         2,
         "the garbage connection was dropped"
     );
-    fake.assert_nothing_sent_twice();
+    fake.assert_nothing_sent_twice().await;
     assert_eq!(
         outcomes(&reg, &id).await,
         vec![Outcome::Error, Outcome::Success]
@@ -242,7 +250,7 @@ async fn trailing_extra_json_is_a_desync_that_drops_the_connection() {
     assert!(error_text(&err).contains("out of sync"), "{err}");
     // The unrequested reply never reaches the next command.
     still_serving(&reg, &id, &mut fake).await;
-    assert_eq!(fake.count("accepted"), 2);
+    assert_eq!(fake.count("accepted").await, 2);
     assert_eq!(
         outcomes(&reg, &id).await,
         vec![Outcome::Error, Outcome::Success]
@@ -283,7 +291,7 @@ async fn a_connection_closed_at_accept_is_replaced_without_an_error() {
         .expect("the stale socket is replaced silently");
     assert_eq!(out.stdout, "ok\n");
     fake.wait_count("executed", 1).await;
-    assert_eq!(fake.count("request"), 1);
+    assert_eq!(fake.count("request").await, 1);
     assert_eq!(outcomes(&reg, &id).await, vec![Outcome::Success]);
 }
 
@@ -340,9 +348,9 @@ async fn a_thousand_concurrent_calls_on_one_session_are_answered_in_wire_order()
         );
     }
     fake.wait_count("executed", CALLS).await;
-    assert_eq!(fake.count("accepted"), 1);
-    fake.assert_nothing_sent_twice();
-    let mut executed = fake.of("executed");
+    assert_eq!(fake.count("accepted").await, 1);
+    fake.assert_nothing_sent_twice().await;
+    let mut executed = fake.of("executed").await;
     executed.sort_by_key(|e| e["seq"].as_u64().expect("seq"));
     let digests: Vec<&str> = executed
         .iter()
@@ -350,7 +358,7 @@ async fn a_thousand_concurrent_calls_on_one_session_are_answered_in_wire_order()
         .collect();
     assert_eq!(
         digests,
-        fake.request_digests(),
+        fake.request_digests().await,
         "executed in the order received"
     );
 

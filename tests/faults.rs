@@ -40,12 +40,12 @@ async fn a_late_reply_never_reaches_the_next_command_and_nothing_is_resent() {
     assert_eq!(out.stdout, "second\n", "the late reply was not returned");
     fake.wait_count("executed", 2).await;
     assert_eq!(
-        fake.count("request"),
+        fake.count("request").await,
         2,
         "the timed-out command was not re-sent"
     );
     assert_eq!(
-        fake.count("accepted"),
+        fake.count("accepted").await,
         2,
         "a fresh connection after the timeout"
     );
@@ -93,8 +93,8 @@ async fn cancelling_mid_command_drops_the_connection_and_records_cancelled() {
         .expect("works after cancel");
     assert_eq!(out.stdout, "after\n");
     fake.wait_count("executed", 2).await;
-    assert_eq!(fake.count("accepted"), 2);
-    assert_eq!(fake.count("request"), 2);
+    assert_eq!(fake.count("accepted").await, 2);
+    assert_eq!(fake.count("request").await, 2);
     let outcomes: Vec<Outcome> = reg
         .get_session_history(&id, None)
         .await
@@ -150,7 +150,7 @@ async fn oversized_requests_are_refused_before_sending() {
         .await
         .expect("still works");
     fake.wait_count("executed", 1).await;
-    assert_eq!(fake.count("request"), 1);
+    assert_eq!(fake.count("request").await, 1);
     let h = reg.get_session_history(&id, None).await.expect("history");
     assert_eq!(h.entries[0].outcome, Outcome::Error);
     assert!(
@@ -177,7 +177,7 @@ async fn over_cap_reply_is_an_error_and_drops_the_connection() {
         .expect("works on a new connection");
     assert_eq!(out.stdout, "small\n");
     fake.wait_count("executed", 2).await;
-    assert_eq!(fake.count("accepted"), 2);
+    assert_eq!(fake.count("accepted").await, 2);
 }
 
 #[tokio::test]

@@ -127,7 +127,11 @@ async fn two_clients_get_two_default_sessions_and_two_connections_on_both_protoc
         ));
         assert_ne!(ia["session_id"], ib["session_id"], "{version:?}");
         fake.wait_count("accepted", 2).await;
-        assert_eq!(fake.count("accepted"), 2, "one connection per session");
+        assert_eq!(
+            fake.count("accepted").await,
+            2,
+            "one connection per session"
+        );
         let _ = a.cancel().await;
         let _ = b.cancel().await;
         server.stop().await;

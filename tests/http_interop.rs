@@ -266,7 +266,7 @@ async fn two_python_sdk_clients_on_2025_06_18_get_two_sessions_and_two_blender_c
         conns[0], conns[1],
         "each session's code on its own Blender connection"
     );
-    assert_eq!(fake.count("accepted"), 2, "{:?}", fake.events());
+    assert_eq!(fake.count("accepted").await, 2, "{:?}", fake.events());
     server.stop().await;
 }
 
@@ -305,7 +305,7 @@ async fn two_sessionless_python_sdk_clients_share_one_session_and_one_blender_co
         conns[0], conns[1],
         "both clients' code on the one connection"
     );
-    assert_eq!(fake.count("accepted"), 1, "{:?}", fake.events());
+    assert_eq!(fake.count("accepted").await, 1, "{:?}", fake.events());
     server.stop().await;
 }
 
@@ -365,7 +365,7 @@ async fn two_typescript_sdk_clients_get_two_sessions_and_connections_and_401_wit
         conns[0], conns[1],
         "each session's code on its own Blender connection"
     );
-    assert_eq!(fake.count("accepted"), 2, "{:?}", fake.events());
+    assert_eq!(fake.count("accepted").await, 2, "{:?}", fake.events());
     server.stop().await;
 }
 
@@ -434,7 +434,7 @@ async fn the_inspector_fails_over_http_without_the_header_or_with_a_wrong_token(
     if !support::require(TEST, support::node::prerequisites()) {
         return;
     }
-    let fake = FakeAddon::start().await;
+    let mut fake = FakeAddon::start().await;
     let server = serve(&fake).await;
     let wrong = format!("Authorization: Bearer wrong-{TOKEN}");
     for header in [None, Some(wrong.as_str())] {
@@ -456,6 +456,6 @@ async fn the_inspector_fails_over_http_without_the_header_or_with_a_wrong_token(
         );
         assert!(!stdout.contains("\"tools\""), "{header:?}: {stdout}");
     }
-    assert_eq!(fake.count("accepted"), 0, "nothing reached Blender");
+    assert_eq!(fake.count("accepted").await, 0, "nothing reached Blender");
     server.stop().await;
 }

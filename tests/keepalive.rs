@@ -21,7 +21,7 @@ async fn hundred_commands_in_one_session_use_one_connection() {
         assert_eq!(r["name"], "Scene", "command {i}");
     }
     fake.wait_count("executed", 100).await;
-    assert_eq!(fake.count("accepted"), 1);
+    assert_eq!(fake.count("accepted").await, 1);
     let info = reg.get_session_info(&id).await.expect("info");
     assert!(info.blender.connected);
     assert_eq!(info.blender.connections_opened, 1);
@@ -44,7 +44,7 @@ async fn two_sessions_use_two_connections() {
             .expect("b");
     }
     fake.wait_count("executed", 10).await;
-    assert_eq!(fake.count("accepted"), 2);
+    assert_eq!(fake.count("accepted").await, 2);
 }
 
 #[tokio::test]
@@ -77,7 +77,11 @@ async fn session_created_while_blender_is_down_reports_why_and_reconnects_later(
         .expect("reconnected");
     assert_eq!(r["object_count"], 3);
     fake.wait_count("executed", 1).await;
-    assert_eq!(fake.count("request"), 1, "sent once, when Blender was up");
+    assert_eq!(
+        fake.count("request").await,
+        1,
+        "sent once, when Blender was up"
+    );
     let info = reg.get_session_info(&id).await.expect("info");
     assert!(info.blender.connected);
     let history = reg.get_session_history(&id, None).await.expect("history");
@@ -104,7 +108,11 @@ async fn blender_restarted_between_commands_is_replaced_silently_and_runs_once()
         .expect("the caller sees no error");
     assert_eq!(r["name"], "Scene");
     fake.wait_count("executed", 1).await;
-    assert_eq!(fake.count("request"), 1, "the command ran exactly once");
+    assert_eq!(
+        fake.count("request").await,
+        1,
+        "the command ran exactly once"
+    );
     let info = reg.get_session_info(&id).await.expect("info");
     assert_eq!(info.blender.connections_opened, 2);
 }

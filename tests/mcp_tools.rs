@@ -114,7 +114,7 @@ async fn execute_code_uses_one_default_session_and_one_connection() {
         "Cube.001"
     );
     fake.wait_count("executed", 2).await;
-    assert_eq!(fake.count("accepted"), 1);
+    assert_eq!(fake.count("accepted").await, 1);
 }
 
 #[tokio::test]
@@ -172,6 +172,7 @@ async fn screenshot_through_a_local_file_with_the_classic_addon() {
     fake.wait_count("executed", 2).await;
     let types: Vec<Value> = fake
         .of("request")
+        .await
         .iter()
         .map(|e| e["type"].clone())
         .collect();
@@ -191,7 +192,7 @@ async fn screenshot_with_return_data_on_protocol_14() {
     // A second screenshot reuses the cached addon info.
     ok(&call(&client, "get_viewport_screenshot", json!({})).await);
     fake.wait_count("executed", 3).await;
-    assert_eq!(fake.count("request"), 3);
+    assert_eq!(fake.count("request").await, 3);
 }
 
 #[tokio::test]

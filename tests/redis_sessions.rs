@@ -103,7 +103,7 @@ async fn redis_stopped_during_a_run_fails_commands_before_sending_then_recovers_
     else {
         return;
     };
-    let fake = FakeAddon::start().await;
+    let mut fake = FakeAddon::start().await;
     let mut server = serve(&fake, &redis, &[]).await;
     let r = server.call_tool(1, "create_session", json!({})).await;
     let id = structured(&r)["session_id"]
@@ -118,7 +118,7 @@ async fn redis_stopped_during_a_run_fails_commands_before_sending_then_recovers_
         )
         .await;
     structured(&r);
-    let sent_before = fake.count("request");
+    let sent_before = fake.count("request").await;
 
     redis.stop().await;
     for (n, tool) in [(3, "execute_blender_code"), (4, "get_scene_info")] {
@@ -144,7 +144,11 @@ async fn redis_stopped_during_a_run_fails_commands_before_sending_then_recovers_
             "says what to do: {text}"
         );
     }
-    assert_eq!(fake.count("request"), sent_before, "no command was sent");
+    assert_eq!(
+        fake.count("request").await,
+        sent_before,
+        "no command was sent"
+    );
 
     redis.start_again().await;
     let r = server

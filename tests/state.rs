@@ -23,7 +23,7 @@ async fn execute_code_that_adds_a_cube_updates_state_in_one_request() {
     assert_eq!(out.stdout, "added Cube.001\n");
     fake.wait_count("executed", 1).await;
     assert_eq!(
-        fake.count("request"),
+        fake.count("request").await,
         1,
         "state came back in the same request"
     );
@@ -289,7 +289,7 @@ async fn both_error_layers_are_errors_and_keep_the_connection() {
         .expect("still fine");
     fake.wait_count("executed", 5).await;
     assert_eq!(
-        fake.count("accepted"),
+        fake.count("accepted").await,
         1,
         "errors did not drop the connection"
     );

@@ -115,7 +115,7 @@ async fn stdin_eof_with_a_command_in_flight_closes_everything_and_exits_promptly
     let r = server.call_tool(1, "create_session", json!({})).await;
     assert_eq!(r["result"]["isError"], false);
     command_in_flight(&mut fake, &mut server).await;
-    assert_eq!(fake.count("accepted"), 2);
+    assert_eq!(fake.count("accepted").await, 2);
 
     let closed_at = Instant::now();
     server.close_stdin();

@@ -119,7 +119,7 @@ async fn the_sessions_command_shows_the_store_and_memory_keeps_nothing() {
 async fn a_locked_store_fails_the_command_before_sending_and_recovers() {
     use blender_session_mcp::session::{Call, Registry, SessionError};
     use blender_session_mcp::store::sqlite::SqliteStore;
-    let fake = FakeAddon::start().await;
+    let mut fake = FakeAddon::start().await;
     let store = TempStore::new();
     let path = std::path::PathBuf::from(&store.path);
     let sqlite = SqliteStore::open(&path, 100).expect("opens");
@@ -139,7 +139,7 @@ async fn a_locked_store_fails_the_command_before_sending_and_recovers() {
     assert!(text.contains(&store.path), "names the store: {text}");
     assert!(text.contains("nothing was sent to Blender"), "{text}");
     assert!(text.contains("retry"), "says what to do: {text}");
-    assert_eq!(fake.count("request"), 0, "nothing was sent");
+    assert_eq!(fake.count("request").await, 0, "nothing was sent");
     holder.execute_batch("ROLLBACK").expect("unlocks");
     let out = reg
         .execute_code(&id, "print(2)", &Call::new("t"))

@@ -51,6 +51,7 @@ optional `type`; connection faults apply to the next accepted connections. Kinds
   trailing                 execute, reply, then send a second, unrequested JSON reply
   oversize {size}          reply with a success result string of `size` characters
   close_on_accept          (connection fault) close the next accepted connection at once
+  sync                     not a fault: answered with a `synced` event (the harness's barrier)
 Every applied fault is reported as a `fault` event. EOF on stdin ends the fake.
 """
 import argparse
@@ -307,6 +308,11 @@ def read_control():
             if not line:
                 continue
             spec = json.loads(line)
+            if spec.get("kind") == "sync":
+                # A barrier, not a fault: every event logged before this line was read is
+                # already on stdout, so the harness sees the log up to "now".
+                event("synced")
+                continue
             spec["count"] = int(spec.get("count", 1))
             with FAULTS_LOCK:
                 FAULTS.append(spec)

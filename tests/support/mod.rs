@@ -138,17 +138,47 @@ impl FakeAddon {
         Target::new("127.0.0.1", self.port)
     }
 
+    /// The events read so far. The fake's log travels on its own pipe, so it may lag what a
+    /// client has already been answered: use it inside `wait_for`, or after `settle`.
     pub fn events(&self) -> Vec<Value> {
         self.events.lock().unwrap().clone()
     }
 
-    /// Number of events of a kind (`accepted`, `closed`, `request`, `executed`, `error`).
-    pub fn count(&self, kind: &str) -> usize {
+    fn count_now(&self, kind: &str) -> usize {
         self.events().iter().filter(|e| e["event"] == kind).count()
     }
 
-    /// Events of a kind.
-    pub fn of(&self, kind: &str) -> Vec<Value> {
+    /// Bring the log up to date: every event the fake logged before this call (such as the
+    /// `executed` it logs just before replying) is in `events()` when this returns. A
+    /// barrier through the fake's stdin (`sync`), or the end of its log if it has exited.
+    pub async fn settle(&mut self) {
+        use tokio::io::AsyncWriteExt;
+        let before = self.count_now("synced");
+        if let Some(stdin) = self._stdin.as_mut() {
+            // A fake that has exited cannot answer; its log then ends, which also settles it.
+            let _ = stdin.write_all(b"{\"kind\": \"sync\"}\n").await;
+            let _ = stdin.flush().await;
+        }
+        let deadline = tokio::time::Instant::now() + EVENT_WAIT;
+        while self.count_now("synced") <= before {
+            match tokio::time::timeout_at(deadline, self.changed.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return, // the log ended: everything it will hold is read
+                Err(_) => panic!("the fake addon did not answer a sync within {EVENT_WAIT:?}"),
+            }
+        }
+    }
+
+    /// Number of events of a kind (`accepted`, `closed`, `request`, `executed`, `error`)
+    /// logged so far (after `settle`).
+    pub async fn count(&mut self, kind: &str) -> usize {
+        self.settle().await;
+        self.count_now(kind)
+    }
+
+    /// Events of a kind logged so far (after `settle`).
+    pub async fn of(&mut self, kind: &str) -> Vec<Value> {
+        self.settle().await;
         self.events()
             .into_iter()
             .filter(|e| e["event"] == kind)
@@ -189,7 +219,7 @@ impl FakeAddon {
     /// connection(s). Returns once the fake has acknowledged it.
     pub async fn arm(&mut self, spec: Value) {
         use tokio::io::AsyncWriteExt;
-        let before = self.count("armed");
+        let before = self.count_now("armed");
         let stdin = self._stdin.as_mut().expect("the fake's stdin");
         stdin
             .write_all(format!("{spec}\n").as_bytes())
@@ -201,16 +231,17 @@ impl FakeAddon {
 
     /// Request digests the fake received (a wrapped execute_code request is unique, so a
     /// repeated digest means a command was sent twice).
-    pub fn request_digests(&self) -> Vec<String> {
+    pub async fn request_digests(&mut self) -> Vec<String> {
         self.of("request")
+            .await
             .iter()
             .filter_map(|e| e["digest"].as_str().map(str::to_owned))
             .collect()
     }
 
     /// Assert that no request reached the fake twice.
-    pub fn assert_nothing_sent_twice(&self) {
-        let digests = self.request_digests();
+    pub async fn assert_nothing_sent_twice(&mut self) {
+        let digests = self.request_digests().await;
         let mut unique = digests.clone();
         unique.sort();
         unique.dedup();

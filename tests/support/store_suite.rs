@@ -120,11 +120,20 @@ async fn run_each(mut server: RawServer, who: &str, each: usize) -> RawServer {
 /// Two server processes on one store share a named session: Blender sees one command at a
 /// time from them, and one history holds every command in execution order.
 pub async fn two_servers_share_a_named_session_one_command_at_a_time(store: &[&str]) {
-    let fake = FakeAddon::start().await;
+    let mut fake = FakeAddon::start().await;
     let a = serve(&fake, store, &["--session", "shared"]).await;
     let b = serve(&fake, store, &["--session", "shared"]).await;
     const EACH: usize = 4;
     let (mut a, b) = tokio::join!(run_each(a, "a", EACH), run_each(b, "b", EACH));
+    // The fake logs `executed` before it replies, but its event lines reach this process on
+    // their own pipe: wait for the last one rather than reading a log that may lag the reply.
+    fake.wait_for(|ev| {
+        ev.iter()
+            .filter(|e| e["event"] == "executed" && e["type"] == "execute_code")
+            .count()
+            >= 2 * EACH
+    })
+    .await;
 
     // Blender saw one command at a time: every request was executed before the next one
     // was read.
