@@ -162,11 +162,19 @@ async fn in_a_real_browser_the_sign_in_form_refuses_a_wrong_token() {
     assert!(!state[2].as_str().unwrap().contains("token"), "{state}");
     // The 401 is logged by the browser as a failed load (which shows the log is read);
     // nothing else may be (no CSP violation, no script error).
-    let (refused, errors): (Vec<String>, Vec<String>) = browser
-        .console_errors()
-        .await
-        .into_iter()
-        .partition(|e| e.contains("/api/me") && e.contains("401"));
+    // The log reaches chromedriver on its own path: read it until the 401 is there (5 s
+    // at most), keeping everything read.
+    let is_refusal = |e: &String| e.contains("/api/me") && e.contains("401");
+    let mut logged = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        logged.extend(browser.console_errors().await);
+        if logged.iter().any(is_refusal) || std::time::Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (refused, errors): (Vec<String>, Vec<String>) = logged.into_iter().partition(is_refusal);
     assert_eq!(refused.len(), 1, "{refused:#?}");
     assert!(errors.is_empty(), "{errors:#?}");
     browser.quit().await;

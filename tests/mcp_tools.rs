@@ -419,10 +419,13 @@ async fn a_cancelled_call_is_recorded_and_the_session_keeps_working() {
     let mut fake = FakeAddon::start().await;
     let client = connect(Registry::new(config(fake.target()))).await;
     ok(&call(&client, "get_session_info", json!({})).await);
+    // The script runs until the test lets it finish: the cancel always reaches the server
+    // while Blender is still running it.
+    let go = Release::new();
     let peer = client.peer().clone();
+    let code = go.script();
     let pending = tokio::spawn(async move {
-        let args = json!({"code": "import time\ntime.sleep(0.5)"});
-        let Value::Object(map) = args else {
+        let Value::Object(map) = json!({ "code": code }) else {
             unreachable!()
         };
         peer.call_tool(CallToolRequestParams::new("execute_blender_code").with_arguments(map))
@@ -432,6 +435,11 @@ async fn a_cancelled_call_is_recorded_and_the_session_keeps_working() {
     // Dropping an rmcp call sends notifications/cancelled.
     pending.abort();
     let _ = pending.await;
+    assert_eq!(
+        first_outcome_becomes(&client, "cancelled").await,
+        "cancelled"
+    );
+    go.release();
     fake.wait_count("executed", 1).await;
     let r = call(
         &client,
@@ -451,14 +459,61 @@ async fn a_cancelled_call_is_recorded_and_the_session_keeps_working() {
     assert_eq!(outcomes, vec!["cancelled", "success"]);
 }
 
+/// A file whose creation lets a script sent to the fake addon finish (it waits for it, 60 s
+/// at most): a signal instead of a script that sleeps and a race against its end.
+struct Release {
+    _dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+}
+
+impl Release {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("go");
+        Release { _dir: dir, path }
+    }
+
+    /// Python that returns once the file exists.
+    fn script(&self) -> String {
+        let path = serde_json::to_string(&self.path.display().to_string()).expect("a path");
+        format!(
+            "import os, time\nend = time.time() + 60\nwhile not os.path.exists({path}) and time.time() < end:\n    time.sleep(0.005)"
+        )
+    }
+
+    fn release(&self) {
+        std::fs::write(&self.path, b"go").expect("write the release file");
+    }
+}
+
+/// Poll the session's history until its first entry's outcome is `want` (10 s at most);
+/// the outcome it last read.
+async fn first_outcome_becomes(client: &Client, want: &str) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = call(client, "get_session_history", json!({})).await;
+        let history = ok(&r).structured_content.clone().expect("history");
+        let outcome = history["entries"][0]["outcome"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
+        if outcome == want || std::time::Instant::now() > deadline {
+            return outcome;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 #[tokio::test]
 async fn the_call_after_a_cancelled_script_says_how_long_it_waited_for_blender() {
     let mut fake = FakeAddon::start().await;
     let client = connect(Registry::new(config(fake.target()))).await;
     ok(&call(&client, "get_session_info", json!({})).await);
+    let go = Release::new();
     let peer = client.peer().clone();
+    let code = go.script();
     let pending = tokio::spawn(async move {
-        let Value::Object(map) = json!({"code": "import time\ntime.sleep(5)"}) else {
+        let Value::Object(map) = json!({ "code": code }) else {
             unreachable!()
         };
         peer.call_tool(CallToolRequestParams::new("execute_blender_code").with_arguments(map))
@@ -467,13 +522,29 @@ async fn the_call_after_a_cancelled_script_says_how_long_it_waited_for_blender()
     fake.wait_count("request", 1).await;
     pending.abort();
     let _ = pending.await;
-    // Blender is still running the cancelled script: this call waits for it there.
-    let r = call(
-        &client,
-        "execute_blender_code",
-        json!({"code": "print('next')"}),
-    )
-    .await;
+    assert_eq!(
+        first_outcome_becomes(&client, "cancelled").await,
+        "cancelled"
+    );
+    // Blender is still running the cancelled script: this call waits for it there, until
+    // the script is let go HOLD after the call was made.
+    const HOLD: Duration = Duration::from_millis(1500);
+    let asked = std::time::Instant::now();
+    let next = {
+        let peer = client.peer().clone();
+        tokio::spawn(async move {
+            call(
+                &peer,
+                "execute_blender_code",
+                json!({"code": "print('next')"}),
+            )
+            .await
+        })
+    };
+    tokio::time::sleep(HOLD).await;
+    go.release();
+    let r = next.await.expect("the next call");
+    let elapsed = asked.elapsed().as_secs_f64();
     let blocks: Vec<String> = ok(&r)
         .content
         .iter()
@@ -491,7 +562,12 @@ async fn the_call_after_a_cancelled_script_says_how_long_it_waited_for_blender()
         .and_then(|rest| rest.split(' ').next())
         .and_then(|n| n.parse().ok())
         .expect("the wait in seconds");
-    assert!((3.0..6.5).contains(&waited), "waited {waited} s: {note}");
+    // It waited for the release (made HOLD after the call; the wait began once the server
+    // had the call) and no longer than the call took (the note rounds to 0.1 s).
+    assert!(
+        waited >= HOLD.as_secs_f64() - 0.5 && waited <= elapsed + 0.05,
+        "waited {waited} s of a call of {elapsed:.2} s: {note}"
+    );
     let r = call(&client, "get_session_history", json!({})).await;
     let history = ok(&r).structured_content.clone().expect("history");
     let entries = history["entries"].as_array().expect("entries");
