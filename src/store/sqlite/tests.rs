@@ -303,3 +303,115 @@ async fn a_version_2_file_migrates_to_names_per_owner_and_shares() {
         "read or write only"
     );
 }
+
+/// `n` commands of session `id` as the registry makes them (running entry, then completed).
+async fn commands(store: &SqliteStore, id: &str, n: usize) {
+    use crate::session::{HistoryEntry, Outcome};
+    use crate::store::{BeginCommand, Begun, FinishCommand, SessionStore};
+    let entry = |outcome| HistoryEntry {
+        seq: 0,
+        timestamp: 1.0,
+        command: "execute_code".into(),
+        tool: "execute_blender_code".into(),
+        arguments: serde_json::json!({"code": "x = 1"}),
+        outcome,
+        result: None,
+        message: None,
+        duration: 0.001,
+        note: None,
+    };
+    for i in 0..n {
+        let now = 2.0 + i as f64 * 0.001;
+        let begin = BeginCommand {
+            holder: "me".into(),
+            now,
+            lease_until: now + 30.0,
+            entry: entry(Outcome::Running),
+        };
+        let Begun::Started { seq, .. } = store.begin_command(id, begin).await.expect("begin")
+        else {
+            panic!("the command did not start");
+        };
+        let finish = FinishCommand {
+            holder: "me".into(),
+            seq,
+            now,
+            entry: entry(Outcome::Success),
+            last_command: "execute_code".into(),
+            last_result: serde_json::json!({"status": "success"}),
+            state: None,
+        };
+        store.finish_command(id, finish).await.expect("finish");
+    }
+}
+
+async fn session(store: &SqliteStore, id: &str) {
+    use crate::store::{NewSession, SessionStore};
+    store
+        .create(NewSession {
+            id: id.into(),
+            name: None,
+            owner: crate::store::LOCAL_OWNER.into(),
+            target: crate::backend::Target::new("127.0.0.1", 9876),
+            now: 1.0,
+        })
+        .await
+        .expect("create");
+}
+
+#[tokio::test]
+async fn history_keeps_exactly_the_newest_entries_across_the_batched_trims() {
+    use crate::store::SessionStore;
+    let (_dir, path) = temp();
+    let store = SqliteStore::open(&path, 3).expect("opens");
+    session(&store, "s").await;
+    for (done, total) in [(0, 63), (63, 64), (64, 65), (65, 130)] {
+        commands(&store, "s", total - done).await;
+        let page = store
+            .history("s", None)
+            .await
+            .expect("read")
+            .expect("there");
+        let seqs: Vec<u64> = page.entries.iter().map(|e| e.seq).collect();
+        let want: Vec<u64> = (total as u64 - 2..=total as u64).collect();
+        assert_eq!(seqs, want, "after {total} commands");
+        assert_eq!((page.total, page.dropped), (total as u64, total as u64 - 3));
+        let info = store.get("s").await.expect("read").expect("there");
+        assert_eq!(info.history_kept, 3);
+        let newest = store
+            .history("s", Some(2))
+            .await
+            .expect("read")
+            .expect("there");
+        assert_eq!(
+            newest.entries.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            want[1..]
+        );
+    }
+    // The rows of dropped entries are deleted in batches: never more than a batch more.
+    let conn = rusqlite::Connection::open(&path).expect("open");
+    let rows: u64 = conn
+        .query_row("SELECT count(*) FROM history", [], |r| r.get(0))
+        .expect("count");
+    assert!(rows <= 3 + ops::HISTORY_TRIM_EVERY, "{rows} rows");
+}
+
+#[tokio::test]
+async fn the_write_ahead_log_is_checkpointed_beside_the_commands() {
+    let (_dir, path) = temp();
+    let store = SqliteStore::open(&path, 1000).expect("opens");
+    session(&store, "s").await;
+    // Without checkpoints 4 000 commands leave a log of ~28 000 pages (~110 MiB); the
+    // commits no longer checkpoint, so the log stays short only because the checkpoint
+    // thread copies it back and starts it over, though commands never stop coming.
+    commands(&store, "s", 4000).await;
+    let wal = path.with_extension("db-wal");
+    let size = std::fs::metadata(&wal).expect("the log").len();
+    assert!(size < 40 << 20, "the log has {size} bytes");
+    let conn = store.db.lock().expect("the connection");
+    let auto: i64 = conn
+        .conn
+        .query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))
+        .expect("read");
+    assert_eq!(auto, 0, "the command path does not checkpoint");
+}
