@@ -18,7 +18,6 @@
 //! ACL of the user's local app-data directory, readable by that user and administrators).
 //! A file that is not ours, or is newer, is refused before anything is written to it.
 
-mod checkpoint;
 mod events;
 mod ops;
 mod row;
@@ -83,7 +82,6 @@ impl SqliteStore {
                 detail: format!("the file cannot be opened: {e}"),
             })?;
         schema::prepare(&mut conn, &store)?;
-        checkpoint::move_off(&conn, path, flags, &store);
         let (jobs, rx) = mpsc::channel::<Job>();
         let db = Arc::new(Mutex::new(Db {
             conn,

@@ -395,23 +395,3 @@ async fn history_keeps_exactly_the_newest_entries_across_the_batched_trims() {
         .expect("count");
     assert!(rows <= 3 + ops::HISTORY_TRIM_EVERY, "{rows} rows");
 }
-
-#[tokio::test]
-async fn the_write_ahead_log_is_checkpointed_beside_the_commands() {
-    let (_dir, path) = temp();
-    let store = SqliteStore::open(&path, 1000).expect("opens");
-    session(&store, "s").await;
-    // Without checkpoints 4 000 commands leave a log of ~28 000 pages (~110 MiB); the
-    // commits no longer checkpoint, so the log stays short only because the checkpoint
-    // thread copies it back and starts it over, though commands never stop coming.
-    commands(&store, "s", 4000).await;
-    let wal = path.with_extension("db-wal");
-    let size = std::fs::metadata(&wal).expect("the log").len();
-    assert!(size < 40 << 20, "the log has {size} bytes");
-    let conn = store.db.lock().expect("the connection");
-    let auto: i64 = conn
-        .conn
-        .query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))
-        .expect("read");
-    assert_eq!(auto, 0, "the command path does not checkpoint");
-}
