@@ -84,10 +84,10 @@ fn twin_execute_reply(code: &str) -> Vec<u8> {
         info["offset"] = json!(0);
         info["truncated_by_size"] = json!(false);
         info["next_offset"] = Value::Null;
-        info["state"] = state;
+        let report = json!({"scene": info, "state": state});
         (
             Arc::new(String::new()),
-            format!("<<bsm:{nonce}>>{info}<</bsm:{nonce}>>"),
+            format!("<<bsm:{nonce}>>{report}<</bsm:{nonce}>>"),
         )
     } else {
         (Arc::new(String::new()), String::new())

@@ -190,6 +190,23 @@ pub struct SceneInfo {
     pub truncated_by_size: bool,
 }
 
+impl SceneInfo {
+    /// What history keeps of a scene read: the counts and which page was listed, not the
+    /// page itself (the model got that in the tool result; a page of 100 objects written
+    /// twice per call — the entry and the session's last result — was most of the row).
+    pub fn history_summary(&self) -> serde_json::Value {
+        serde_json::json!({
+            "object_count": self.object_count,
+            "objects_by_type": self.objects_by_type,
+            "selected_count": self.selected_count,
+            "matched": self.matched,
+            "offset": self.offset,
+            "listed": self.objects.len(),
+            "next_offset": self.next_offset,
+        })
+    }
+}
+
 /// Blender's state after an operation, as a backend reports it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Snapshot {

@@ -181,9 +181,7 @@ impl ClassicLink {
             Ok(report) => match report.error {
                 Some(message) => Answer::failed(BackendError::Blender { message }),
                 None => Answer {
-                    recorded: serde_json::to_value(&report.info)
-                        .map(|v| recordable(&v))
-                        .unwrap_or(Value::Null),
+                    recorded: report.info.history_summary(),
                     state: state_update(report.state),
                     output: Ok(Output::Scene(report.info)),
                     read_state: false,

@@ -336,8 +336,7 @@ def scene(nonce, query_json, track, epoch, seq):
         if c is None and coll_name == sc.collection.name:
             c = sc.collection
         if c is None:
-            summary["error"] = "no collection named %r" % coll_name
-            _emit(nonce, summary)
+            _emit(nonce, {"error": "no collection named %r" % coll_name})
             return
         pool = [(o.as_pointer(), o.name, o.type, o) for o in c.all_objects]
     else:
@@ -361,7 +360,11 @@ def scene(nonce, query_json, track, epoch, seq):
     else:
         known = None
     budget = max_bytes - len(json.dumps(summary)) - 512
-    page, matched, used, cut = [], 0, 0, False
+    # The page is measured once, whole (one json.dumps per object was most of a page's
+    # cost: 100 objects, ~1 ms of 1.4). While it is built, `floor` — never more than the
+    # JSON of what is in the page — stops it once it is surely over budget; then it is cut
+    # to the longest beginning that fits.
+    page, matched, floor, full = [], 0, 0, False
     if pattern is None and coll_name is None and kind is None:
         # No filter at all: skip to the offset in C (a page at offset 40 000 of 50 000
         # costs what the first page does).
@@ -374,18 +377,25 @@ def scene(nonce, query_json, track, epoch, seq):
         if match is not None and match(name) is None:
             continue
         matched += 1
-        if matched <= offset or len(page) >= limit or cut:
-            if known is not None and (len(page) >= limit or cut):
+        if matched <= offset or len(page) >= limit or full:
+            if known is not None and (len(page) >= limit or full):
                 break
             continue
         obj = obj if obj is not None else S.objects[ptr]
-        item = {"name": name, "type": t, "location": _location(obj)}
-        size = len(json.dumps(item)) + 2
-        if used + size > budget:
-            cut = True
-            continue
-        used += size
-        page.append(item)
+        page.append({"name": name, "type": t, "location": _location(obj)})
+        # {"name": "", "type": "", "location": [0.0, 0.0, 0.0]}, is 47 characters.
+        floor += len(name) + len(t or "") + 47
+        full = floor > budget
+    cut = False
+    if page and (full or len(json.dumps(page)) > budget):
+        used, fits = 0, 0
+        for item in page:
+            used += len(json.dumps(item)) + 2
+            if used > budget:
+                break
+            fits += 1
+        cut = fits < len(page) or full
+        del page[fits:]
     if known is not None:
         matched = known
     summary["objects"] = page
@@ -393,6 +403,9 @@ def scene(nonce, query_json, track, epoch, seq):
     summary["offset"] = offset
     summary["truncated_by_size"] = cut
     summary["next_offset"] = offset + len(page) if offset + len(page) < matched else None
+    # The summary under a key of its own, beside the state: the server reads each part
+    # straight into its type (a flattened struct costs it a buffered copy of the whole).
+    answer = {"scene": summary}
     if track:
-        summary["state"] = report(epoch, seq)
-    _emit(nonce, summary)
+        answer["state"] = report(epoch, seq)
+    _emit(nonce, answer)
