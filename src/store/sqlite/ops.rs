@@ -104,9 +104,11 @@ impl Db {
             }
         }
         match lease_until {
+            // A running entry (the command's first commit): `running_min` says where.
             Some(until) => tx.prepare_cached(
                 "UPDATE sessions SET command_count = ?2, history_kept = ?3, last_activity = ?4,
-                   lease_holder = ?5, lease_until = ?6 WHERE id = ?1",
+                   lease_holder = ?5, lease_until = ?6, running_min = coalesce(running_min, ?2)
+                 WHERE id = ?1",
             )
             .and_then(|mut s| s.execute(params![id, seq as i64, kept as i64, now, holder, until])),
             None => tx.prepare_cached(
@@ -325,13 +327,16 @@ impl SessionStore for SqliteStore {
             .and_then(|mut s| s.execute(params![id, finish.seq as i64, entry.outcome.as_str(), text]))
             .map_err(fail)?;
             // One row update; the state (in its own table) and its version only when it
-            // changed.
+            // changed. `running_min` stays a lower bound of the running entries' seqs: this
+            // one is done, so a bound at it moves past it (to none when it is the newest).
             let changed = finish.state.is_some();
             tx.prepare_cached(
                 "UPDATE sessions SET last_activity = ?2, last_command = ?3, last_result = ?4,
                    lease_holder = CASE WHEN lease_holder = ?5 THEN NULL ELSE lease_holder END,
                    lease_until = CASE WHEN lease_holder = ?5 THEN NULL ELSE lease_until END,
-                   state_version = state_version + ?6
+                   state_version = state_version + ?6,
+                   running_min = CASE WHEN running_min IS NULL OR running_min <> ?7 THEN running_min
+                                      WHEN command_count <= ?7 THEN NULL ELSE ?7 + 1 END
                  WHERE id = ?1",
             )
             .and_then(|mut s| {
@@ -341,7 +346,8 @@ impl SessionStore for SqliteStore {
                     finish.last_command,
                     result,
                     finish.holder,
-                    i64::from(changed)
+                    i64::from(changed),
+                    finish.seq as i64
                 ])
             })
             .map_err(fail)?;

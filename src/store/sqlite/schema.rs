@@ -9,7 +9,7 @@ use rusqlite::Connection;
 use super::super::{StoreError, StoreLocation};
 
 /// The newest schema this program knows.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// `PRAGMA application_id` of our files ("BSM1").
 pub(super) const APPLICATION_ID: i64 = 0x4253_4d31;
@@ -92,6 +92,15 @@ pub(super) const MIGRATIONS: &[&str] = &[
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         body TEXT NOT NULL
     );",
+    // 4 → 5: where a session's running entries are, in its own row: every entry with
+    // `outcome = 'running'` has a seq ≥ `running_min` (NULL: none). The partial index on
+    // running entries wrote an index page into both commits of every command (a third of
+    // their page writes) for recovery, which now reads the sessions rows and, of the few
+    // with running entries, their history from `running_min` on.
+    "ALTER TABLE sessions ADD COLUMN running_min INTEGER;
+    UPDATE sessions SET running_min = (SELECT min(h.seq) FROM history h
+        WHERE h.session_id = sessions.id AND h.outcome = 'running');
+    DROP INDEX history_running;",
 ];
 
 /// Refuse a file that is not ours before anything is written to it: not an SQLite file,

@@ -1,6 +1,7 @@
 use super::*;
 
 mod events;
+mod running;
 
 fn temp() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -345,7 +346,7 @@ async fn commands(store: &SqliteStore, id: &str, n: usize) {
     }
 }
 
-async fn session(store: &SqliteStore, id: &str) {
+pub(super) async fn session(store: &SqliteStore, id: &str) {
     use crate::store::{NewSession, SessionStore};
     store
         .create(NewSession {

@@ -16,6 +16,25 @@ use super::ops::{Append, write_state};
 use super::row::{decode, encode, reason_str};
 use super::{Db, SqliteStore, map_error};
 
+/// The holders of leases and of running entries (`?1`: one session, or NULL for all).
+/// `CROSS JOIN`: the sessions rows first (SQLite keeps that order), then the history of the
+/// few with running entries from `running_min` on; the planner would rather scan every
+/// history row.
+pub(super) const RUNNING_HOLDERS: &str =
+    "SELECT lease_holder FROM sessions WHERE lease_holder IS NOT NULL AND (?1 IS NULL OR id = ?1)
+                         UNION SELECT h.holder FROM sessions s
+                           CROSS JOIN history h ON h.session_id = s.id AND h.seq >= s.running_min
+                         WHERE s.running_min IS NOT NULL AND (?1 IS NULL OR s.id = ?1)
+                           AND h.outcome = 'running' AND h.holder IS NOT NULL";
+
+/// Running entries whose holder no longer holds the session's lease (`?2`: now).
+pub(super) const STALE_RUNNING: &str = "SELECT h.session_id, h.seq, h.entry FROM sessions s
+                           CROSS JOIN history h ON h.session_id = s.id AND h.seq >= s.running_min
+                         WHERE s.running_min IS NOT NULL AND (?1 IS NULL OR s.id = ?1)
+                           AND h.outcome = 'running'
+                           AND (h.holder IS NULL OR s.lease_holder IS NULL OR s.lease_holder != h.holder
+                                OR s.lease_until <= ?2)";
+
 impl SqliteStore {
     /// Close `id` if open (and, with `idle_before`, still idle with its lease free or
     /// expired at `now`): the conditional update is the once-only step, of two processes
@@ -61,14 +80,7 @@ impl SqliteStore {
         let holders = self
             .call("recovering interrupted commands", move |db| {
                 let fail = |e| map_error(&db.store, "recovering interrupted commands", e);
-                let mut stmt = db
-                    .conn
-                    .prepare_cached(
-                        "SELECT lease_holder FROM sessions WHERE lease_holder IS NOT NULL AND (?1 IS NULL OR id = ?1)
-                         UNION SELECT holder FROM history WHERE outcome = 'running' AND holder IS NOT NULL
-                           AND (?1 IS NULL OR session_id = ?1)",
-                    )
-                    .map_err(fail)?;
+                let mut stmt = db.conn.prepare_cached(RUNNING_HOLDERS).map_err(fail)?;
                 let holders = stmt
                     .query_map([&id_owned], |r| r.get::<_, String>(0))
                     .map_err(fail)?
@@ -95,10 +107,7 @@ impl SqliteStore {
             let stale: Vec<(String, i64, String)> = {
                 let mut stmt = tx
                     .prepare_cached(
-                        "SELECT h.session_id, h.seq, h.entry FROM history h JOIN sessions s ON s.id = h.session_id
-                         WHERE h.outcome = 'running' AND (?1 IS NULL OR h.session_id = ?1)
-                           AND (h.holder IS NULL OR s.lease_holder IS NULL OR s.lease_holder != h.holder
-                                OR s.lease_until <= ?2)",
+                        STALE_RUNNING,
                     )
                     .map_err(fail)?;
                 stmt.query_map(params![id, now], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
@@ -118,6 +127,15 @@ impl SqliteStore {
                 .and_then(|mut s| s.execute(params![session, seq, text]))
                 .map_err(fail)?;
             }
+            // The bounds made exact again: the oldest entry still running, if any.
+            tx.prepare_cached(
+                "UPDATE sessions SET running_min = (SELECT min(h.seq) FROM history h
+                   WHERE h.session_id = sessions.id AND h.seq >= sessions.running_min
+                     AND h.outcome = 'running')
+                 WHERE running_min IS NOT NULL AND (?1 IS NULL OR id = ?1)",
+            )
+            .and_then(|mut s| s.execute(params![id]))
+            .map_err(fail)?;
             tx.commit().map_err(fail)?;
             Ok(stale.len() as u64)
         })
