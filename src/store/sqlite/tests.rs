@@ -305,11 +305,9 @@ async fn a_version_2_file_migrates_to_names_per_owner_and_shares() {
     );
 }
 
-/// `n` commands of session `id` as the registry makes them (running entry, then completed).
-async fn commands(store: &SqliteStore, id: &str, n: usize) {
-    use crate::session::{HistoryEntry, Outcome};
-    use crate::store::{BeginCommand, Begun, FinishCommand, SessionStore};
-    let entry = |outcome| HistoryEntry {
+/// A history entry of `x = 1` as the registry writes it.
+pub(super) fn entry(outcome: crate::session::Outcome) -> crate::session::HistoryEntry {
+    crate::session::HistoryEntry {
         seq: 0,
         timestamp: 1.0,
         command: "execute_code".into(),
@@ -320,7 +318,13 @@ async fn commands(store: &SqliteStore, id: &str, n: usize) {
         message: None,
         duration: 0.001,
         note: None,
-    };
+    }
+}
+
+/// `n` commands of session `id` as the registry makes them (running entry, then completed).
+async fn commands(store: &SqliteStore, id: &str, n: usize) {
+    use crate::session::Outcome;
+    use crate::store::{BeginCommand, Begun, FinishCommand, SessionStore};
     for i in 0..n {
         let now = 2.0 + i as f64 * 0.001;
         let begin = BeginCommand {

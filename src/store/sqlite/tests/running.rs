@@ -3,23 +3,8 @@
 //! and in a file migrated from schema 4 with an entry left running.
 
 use super::*;
-use crate::session::{HistoryEntry, Outcome};
+use crate::session::Outcome;
 use crate::store::{BeginCommand, Begun, FinishCommand, SessionStore};
-
-fn entry(outcome: Outcome) -> HistoryEntry {
-    HistoryEntry {
-        seq: 0,
-        timestamp: 1.0,
-        command: "execute_code".into(),
-        tool: "execute_blender_code".into(),
-        arguments: serde_json::json!({"code": "x = 1"}),
-        outcome,
-        result: None,
-        message: None,
-        duration: 0.001,
-        note: None,
-    }
-}
 
 async fn begin(store: &SqliteStore, holder: &str, now: f64) -> u64 {
     let begin = BeginCommand {
